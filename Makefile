@@ -1,0 +1,72 @@
+# The front door. Thin on purpose: CMake does the building, this file names the
+# jobs a user or CI runs. `make help` lists them.
+
+BUILD      ?= build
+BUILD_TYPE ?= RelWithDebInfo
+WERROR     ?= OFF
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+EDDY       := $(BUILD)/eddy
+
+.PHONY: all build deps demo test unit asan tsan format format-check bench bench-quick clean help
+
+all: build
+
+help:
+	@echo "make              build eddy into $(BUILD)/ (installs Debian deps if missing)"
+	@echo "make demo         embedded broker + generator (40k ev/s) + processor + dashboard"
+	@echo "make test         build with -Werror and run the whole suite (what CI runs)"
+	@echo "make unit         unit tests only (no broker)"
+	@echo "make asan         the whole suite under ASan+UBSan (build-asan/)"
+	@echo "make tsan         the threaded tests under TSan (build-tsan/)"
+	@echo "make format       reformat the C sources with clang-format"
+	@echo "make format-check fail if any C source is not clang-formatted"
+	@echo "make bench        the benchmark suite (bench/)"
+
+# Installs only what is missing; a no-op on a machine that has everything.
+deps:
+	@scripts/install-deps --check >/dev/null 2>&1 || scripts/install-deps
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEDDY_WERROR=$(WERROR) $(CMAKE_ARGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	scripts/demo $(EDDY)
+
+test:
+	$(MAKE) build WERROR=ON
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+asan:
+	$(MAKE) build BUILD=build-asan BUILD_TYPE=Asan WERROR=ON
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+tsan:
+	$(MAKE) build BUILD=build-tsan BUILD_TYPE=Tsan WERROR=ON
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L unit -j $(JOBS)
+
+C_SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
+
+format:
+	clang-format -i $(C_SOURCES)
+
+format-check:
+	@scripts/install-deps --check >/dev/null 2>&1 || scripts/install-deps
+	clang-format --dry-run --Werror $(C_SOURCES)
+	@echo "format-check: ok"
+
+bench: build
+	bench/run --full $(EDDY)
+
+bench-quick: build
+	bench/run --quick $(EDDY)
+
+clean:
+	rm -rf build build-asan build-tsan
