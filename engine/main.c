@@ -10,9 +10,9 @@
 #include <string.h>
 
 typedef struct command_s {
-    const char *name;                 /* as typed after `eddy` */
+    const char *name;                  /* as typed after `eddy` */
     int (*run)(int argc, char **argv); /* returns the exit code */
-    const char *summary;              /* one line for `eddy --help` */
+    const char *summary;               /* one line for `eddy --help` */
 } command_t;
 
 static const command_t commands[] = {

@@ -1,0 +1,288 @@
+/*
+ * broker.c — the embedded broker (see broker.h) and the `eddy broker` command.
+ *
+ * The mock cluster needs an rd_kafka_t for its bookkeeping; we give it a producer
+ * that never produces. Topics are created up front because the mock auto-creates
+ * only 4 partitions and eddy's topics need exact partition counts.
+ */
+#include "engine/broker.h"
+#include "engine/cli.h"
+#include "engine/log.h"
+#include "engine/util.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct eddy_broker_s {
+    rd_kafka_t *rk;                    /* owner handle the mock cluster hangs off */
+    rd_kafka_mock_cluster_t *mcluster; /* the cluster; serves on its own thread */
+    int brokers;                       /* number of brokers in the cluster */
+};
+
+eddy_broker_t *eddy_broker_new(int brokers, char *errstr, size_t errstr_size)
+{
+    if (brokers < 1 || brokers > 16) {
+        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "broker count %d is not in 1..16",
+                  brokers);
+        return NULL;
+    }
+    char rderr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "client.id", "eddy-broker", NULL, 0);
+    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size,
+                  "cannot create the mock cluster's handle: %s", rderr);
+        return NULL;
+    }
+    rd_kafka_mock_cluster_t *mcluster = rd_kafka_mock_cluster_new(rk, brokers);
+    if (!mcluster) {
+        rd_kafka_destroy(rk);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size,
+                  "cannot start the mock cluster (no free loopback ports?)");
+        return NULL;
+    }
+    eddy_broker_t *broker = calloc(1, sizeof(*broker));
+    if (!broker) {
+        rd_kafka_mock_cluster_destroy(mcluster);
+        rd_kafka_destroy(rk);
+        eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    broker->rk = rk;
+    broker->mcluster = mcluster;
+    broker->brokers = brokers;
+    return broker;
+}
+
+void eddy_broker_destroy(eddy_broker_t *broker)
+{
+    if (!broker)
+        return;
+    rd_kafka_mock_cluster_destroy(broker->mcluster);
+    rd_kafka_destroy(broker->rk);
+    free(broker);
+}
+
+eddy_err_t eddy_broker_create_topic(eddy_broker_t *broker, const char *topic, int partitions,
+                                    char *errstr, size_t errstr_size)
+{
+    if (!eddy_topic_name_valid(topic, errstr, errstr_size))
+        return EDDY_ERR_INVALID;
+    if (partitions < 1 || partitions > 10000)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "topic '%s': partition count %d is not in 1..10000", topic, partitions);
+    int rf = broker->brokers < 3 ? broker->brokers : 3;
+    rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(broker->mcluster, topic, partitions, rf);
+    if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create topic '%s': %s", topic,
+                         rd_kafka_err2str(err));
+    return EDDY_OK;
+}
+
+const char *eddy_broker_bootstraps(const eddy_broker_t *broker)
+{
+    return rd_kafka_mock_cluster_bootstraps(broker->mcluster);
+}
+
+rd_kafka_mock_cluster_t *eddy_broker_mock(eddy_broker_t *broker)
+{
+    return broker->mcluster;
+}
+
+bool eddy_topic_name_valid(const char *name, char *errstr, size_t errstr_size)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 249 || !strcmp(name, ".") || !strcmp(name, "..")) {
+        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                  "topic name '%s' must be 1 to 249 characters and not '.' or '..'", name);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                      "topic name '%s' has '%c'; Kafka allows only letters, digits, '.', '_' "
+                      "and '-'",
+                      name, c);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool eddy_topic_spec_parse(const char *spec, int default_partitions, char *name, size_t cap,
+                           int *partitions, char *errstr, size_t errstr_size)
+{
+    const char *colon = strrchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (len >= cap) {
+        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "topic name in '%s' is too long", spec);
+        return false;
+    }
+    memcpy(name, spec, len);
+    name[len] = '\0';
+    if (!eddy_topic_name_valid(name, errstr, errstr_size))
+        return false;
+    int64_t p = default_partitions;
+    if (colon && !eddy_parse_i64(colon + 1, 1, 10000, &p)) {
+        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                  "'%s': partition count after ':' must be an integer in 1..10000", spec);
+        return false;
+    }
+    *partitions = (int)p;
+    return true;
+}
+
+/* --- eddy broker ------------------------------------------------------------ */
+
+static const char broker_help[] =
+    "usage: eddy broker [options]\n"
+    "\n"
+    "Runs the embedded Kafka-protocol broker (librdkafka's mock cluster) in this\n"
+    "process until SIGINT/SIGTERM. It is an in-memory TEST broker: it keeps at most\n"
+    "5 MiB per partition, writes no transaction markers and forgets everything on\n"
+    "exit. For real Kafka, see docs/kafka.md.\n"
+    "\n"
+    "When ready it prints exactly one line on stdout:\n"
+    "  bootstrap.servers=127.0.0.1:PORT,...\n"
+    "\n"
+    "options:\n"
+    "  --brokers N              brokers in the cluster (default 3)\n"
+    "  --topic NAME[:PARTS]     create a topic up front (repeatable); without :PARTS\n"
+    "                           it gets --partitions partitions. The mock auto-creates\n"
+    "                           unknown topics with only 4 partitions.\n"
+    "  --partitions N           default partition count for --topic (default 12)\n"
+    "  --bootstrap-file PATH    also write the bootstrap.servers line to PATH\n"
+    "  -h, --help               this help\n";
+
+static eddy_err_t write_file_atomic(const char *path, const char *text, char *errstr,
+                                    size_t errstr_size)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "path too long: %s", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot write %s: %m", tmp);
+    bool ok = fputs(text, f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot write %s: %m", path);
+    }
+    return EDDY_OK;
+}
+
+#define MAX_TOPICS 64
+
+int eddy_cmd_broker(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"brokers", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'},
+        {"partitions", required_argument, NULL, 'p'},
+        {"bootstrap-file", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int64_t brokers = 3, partitions = 12;
+    const char *topic_specs[MAX_TOPICS];
+    int n_topics = 0;
+    const char *bootstrap_file = NULL;
+    char errstr[512];
+
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            if (!eddy_parse_i64(optarg, 1, 16, &brokers))
+                return eddy_cli_usage_error("broker", "--brokers must be an integer in 1..16");
+            break;
+        case 't':
+            if (n_topics == MAX_TOPICS)
+                return eddy_cli_usage_error("broker", "at most %d --topic options", MAX_TOPICS);
+            topic_specs[n_topics++] = optarg;
+            break;
+        case 'p':
+            if (!eddy_parse_i64(optarg, 1, 10000, &partitions))
+                return eddy_cli_usage_error("broker",
+                                            "--partitions must be an integer in 1..10000");
+            break;
+        case 'f':
+            bootstrap_file = optarg;
+            break;
+        case 'h':
+            fputs(broker_help, stdout);
+            return EDDY_EXIT_OK;
+        case ':':
+            return eddy_cli_usage_error("broker", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return eddy_cli_usage_error("broker", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return eddy_cli_usage_error("broker", "unexpected argument '%s'", argv[optind]);
+
+    /* Validate every topic spec before starting anything. */
+    char names[MAX_TOPICS][256];
+    int parts[MAX_TOPICS];
+    for (int i = 0; i < n_topics; i++)
+        if (!eddy_topic_spec_parse(topic_specs[i], (int)partitions, names[i], sizeof(names[i]),
+                                   &parts[i], errstr, sizeof(errstr)))
+            return eddy_cli_usage_error("broker", "--topic %s", errstr);
+
+    eddy_cli_catch_stop_signals();
+    eddy_log_set_thread_name("broker");
+    fprintf(stderr,
+            "eddy broker: in-memory test broker (librdkafka mock cluster, %d brokers), "
+            "5 MiB retention per partition, nothing kept on exit; for real Kafka see "
+            "docs/kafka.md\n",
+            (int)brokers);
+
+    eddy_broker_t *broker = eddy_broker_new((int)brokers, errstr, sizeof(errstr));
+    if (!broker) {
+        eddy_log_error("%s", errstr);
+        return EDDY_EXIT_FAIL;
+    }
+    int rc = EDDY_EXIT_OK;
+    for (int i = 0; i < n_topics; i++) {
+        if (eddy_broker_create_topic(broker, names[i], parts[i], errstr, sizeof(errstr))) {
+            eddy_log_error("%s", errstr);
+            rc = EDDY_EXIT_FAIL;
+            goto out;
+        }
+        eddy_log_info("created topic %s with %d partitions", names[i], parts[i]);
+    }
+
+    char line[4096];
+    snprintf(line, sizeof(line), "bootstrap.servers=%s\n", eddy_broker_bootstraps(broker));
+    if (bootstrap_file && write_file_atomic(bootstrap_file, line, errstr, sizeof(errstr))) {
+        eddy_log_error("%s", errstr);
+        rc = EDDY_EXIT_FAIL;
+        goto out;
+    }
+    fputs(line, stdout);
+    fflush(stdout);
+
+    /* Poll the flag rather than pause(): the signal may land on a mock-cluster thread. */
+    while (!eddy_cli_stop)
+        eddy_sleep_ns(100 * 1000000, NULL);
+    eddy_log_info("stopping on signal");
+
+out:
+    eddy_broker_destroy(broker);
+    if (bootstrap_file)
+        unlink(bootstrap_file);
+    return rc;
+}

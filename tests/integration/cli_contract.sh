@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# cli_contract.sh EDDY_BIN — the command-line contract of `eddy`:
+#   * `eddy --help` lists the commands, each answers --help with exit 0;
+#   * usage errors exit 2 with exactly one line on stderr;
+#   * `eddy broker` prints exactly one bootstrap.servers line on stdout, says what
+#     it is on stderr, writes --bootstrap-file and removes it on SIGTERM (exit 0);
+#   * `eddy gen` ends with one JSON summary line and exits 0 / 1 as documented.
+set -u
+eddy=${1:?usage: cli_contract.sh EDDY_BIN}
+tmp=$(mktemp -d)
+broker_pid=""
+cleanup() { [[ -n $broker_pid ]] && kill -9 "$broker_pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# expect_exit CODE DESCRIPTION -- CMD...: runs CMD, checks its exit code.
+expect_exit() {
+  local want=$1 what=$2; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?
+  if [[ $got -eq $want ]]; then ok; else bad "$what: exit $got, want $want ($(head -c 300 "$tmp/err"))"; fi
+}
+
+# expect_usage DESCRIPTION -- CMD...: exit 2 and a single-line reason on stderr.
+expect_usage() {
+  local what=$1; shift 2
+  expect_exit 2 "$what" -- "$@"
+  local lines; lines=$(wc -l <"$tmp/err")
+  if [[ $lines -eq 1 ]]; then ok; else bad "$what: $lines lines on stderr, want 1"; fi
+}
+
+expect_exit 0 "eddy --help" -- "$eddy" --help
+commands=$(awk '/^commands:/{on=1;next} on&&/^  [a-z]/{print $1} on&&/^$/{on=0}' "$tmp/out")
+[[ -n $commands ]] && ok || bad "eddy --help lists no commands"
+for c in broker gen; do grep -qx "$c" <<<"$commands" && ok || bad "eddy --help does not list $c"; done
+for c in $commands; do
+  expect_exit 0 "eddy $c --help" -- "$eddy" "$c" --help
+  grep -q "^usage: eddy $c" "$tmp/out" && ok || bad "eddy $c --help does not start with usage"
+done
+expect_exit 0 "eddy --version" -- "$eddy" --version
+
+expect_usage "no command" -- "$eddy"
+expect_usage "unknown command" -- "$eddy" frobnicate
+expect_usage "broker: unknown option" -- "$eddy" broker --frob
+expect_usage "broker: bad topic name" -- "$eddy" broker --topic 'bad name:3'
+expect_usage "broker: bad partition count" -- "$eddy" broker --topic a:0
+expect_usage "broker: --brokers range" -- "$eddy" broker --brokers 99
+expect_usage "gen: no bootstrap" -- "$eddy" gen --count 1
+expect_usage "gen: bad rate" -- "$eddy" gen --bootstrap x:1 --rate fast
+expect_usage "gen: bad kind" -- "$eddy" gen --bootstrap x:1 --kind metrics
+expect_usage "gen: count and duration" -- "$eddy" gen --bootstrap x:1 --count 5 --duration 5
+expect_usage "gen: span without start" -- "$eddy" gen --bootstrap x:1 --count 5 --span 60
+expect_usage "gen: bad -X" -- "$eddy" gen --bootstrap x:1 -X novalue
+expect_usage "gen: missing value" -- "$eddy" gen --bootstrap
+
+# A real broker and generator.
+"$eddy" broker --topic a:12 --topic b --partitions 6 --bootstrap-file "$tmp/bs" \
+  >"$tmp/broker.out" 2>"$tmp/broker.err" &
+broker_pid=$!
+for _ in $(seq 100); do [[ -s $tmp/bs ]] && break; sleep 0.1; done
+if [[ -s $tmp/bs ]]; then ok; else bad "broker wrote no --bootstrap-file"; fi
+[[ $(wc -l <"$tmp/broker.out") -eq 1 ]] && ok || bad "broker stdout is not one line"
+grep -qE '^bootstrap.servers=127\.0\.0\.1:[0-9]+(,127\.0\.0\.1:[0-9]+){2}$' "$tmp/broker.out" && ok ||
+  bad "broker stdout: $(cat "$tmp/broker.out")"
+cmp -s "$tmp/bs" "$tmp/broker.out" && ok || bad "bootstrap file differs from stdout"
+grep -q "in-memory test broker" "$tmp/broker.err" && grep -q "5 MiB" "$tmp/broker.err" &&
+  grep -q "docs/kafka.md" "$tmp/broker.err" && ok || bad "broker does not say what it is"
+bs=$(cat "$tmp/bs")
+
+expect_exit 0 "gen into a" -- "$eddy" gen --bootstrap "$bs" --topic a --count 2000 --rate 0 \
+  --seed 3 --start-ts 1700000000000 --span 60
+[[ $(wc -l <"$tmp/out") -eq 1 ]] && ok || bad "gen stdout is not one line"
+python3 - "$tmp/out" <<'PY' && ok || bad "gen summary: $(cat "$tmp/out")"
+import json, sys
+s = json.loads(open(sys.argv[1]).read())
+assert set(s) >= {"sent", "acked", "failed", "seconds", "rate"}, s
+assert s["sent"] == 2000 and s["acked"] == 2000 and s["failed"] == 0, s
+PY
+expect_exit 0 "gen activity into b (6 partitions, bootstrap.servers= form)" -- \
+  "$eddy" gen --bootstrap "$bs" --topic b --kind activity --count 500 --rate 10000 -q
+expect_exit 1 "gen into a missing topic" -- "$eddy" gen --bootstrap "$bs" --topic nope --count 5
+grep -q "does not exist" "$tmp/err" && ok || bad "missing topic message: $(cat "$tmp/err")"
+
+kill -TERM "$broker_pid"
+wait "$broker_pid"; rc=$?
+broker_pid=""
+[[ $rc -eq 0 ]] && ok || bad "broker exit $rc on SIGTERM"
+[[ ! -e $tmp/bs ]] && ok || bad "broker left its bootstrap file behind"
+
+echo "cli_contract: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
