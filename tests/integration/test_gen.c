@@ -8,7 +8,9 @@
  *   - each match the schema of docs/events.md;
  *   - equal, partition by partition and in order, what the event model gives for
  *     the same seed (so the same seed gives the same events), with the event time
- *     start + i*span*1000/N.
+ *     start + i*span*1000/N;
+ *   - equal what `eddy gen --count 100000 --seed 1 --start-ts 1700000000000
+ *     --span 600 --rate 0` (the binary) writes into another topic.
  */
 #include "test_support.h"
 #include "topic_reader.h"
@@ -18,6 +20,8 @@
 
 #include <jansson.h>
 #include <regex.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +84,27 @@ static void generate(fixture_t *fx, const char *topic, eddy_gen_kind_t kind, uin
     assert_int_equal(stats.acked, count);
     assert_int_equal(stats.failed, 0);
     assert_int_equal(stats.partitions, PARTITIONS);
+}
+
+/* Runs the `eddy gen` binary with the flags of issue 2's acceptance check. */
+static void generate_cli(fixture_t *fx, const char *topic)
+{
+    const char *bin = eddy_test_bin();
+    if (!bin)
+        fail_msg("EDDY_BIN is not set (run through ctest)");
+    char *const argv[] = {
+        (char *)bin, "gen",         "--bootstrap", (char *)eddy_broker_bootstraps(fx->broker),
+        "--topic",   (char *)topic, "--count",     "100000",
+        "--seed",    "1",           "--start-ts",  "1700000000000",
+        "--span",    "600",         "--rate",      "0",
+        "-q",        NULL};
+    extern char **environ;
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, bin, NULL, NULL, argv, environ), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static bool in_list(const char *s, const char *const *list)
@@ -181,8 +206,8 @@ static void test_http_events_round_trip(void **state)
 {
     fixture_t *fx = *state;
     const char *bootstrap = eddy_broker_bootstraps(fx->broker);
-    generate(fx, "a", EDDY_GEN_HTTP, 1, N_EVENTS);
-    generate(fx, "b", EDDY_GEN_HTTP, 1, N_EVENTS);
+    generate(fx, "a", EDDY_GEN_HTTP, 1, N_EVENTS); /* the library ... */
+    generate_cli(fx, "b");                         /* ... and the command, same flags */
     generate(fx, "c", EDDY_GEN_HTTP, 2, N_EVENTS);
 
     eddy_test_topic_t a, b, c, want;
