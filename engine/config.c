@@ -1,0 +1,292 @@
+/*
+ * config.c — `eddy run` settings (see config.h). Every known key is a row of the
+ * table below: its name, its type and range, and where it lands in the struct, so
+ * parsing, checking, error messages and the startup log share one description.
+ */
+#include "engine/config.h"
+#include "engine/log.h"
+#include "engine/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_INT, T_GUARANTEE } key_type_t;
+
+typedef struct key_def_s {
+    const char *name; /* Kafka Streams name */
+    key_type_t type;  /* how the value parses */
+    size_t offset;    /* where it lands in eddy_config_t */
+    int64_t min, max; /* range for T_INT */
+    const char *help; /* one line, for errors */
+} key_def_t;
+
+#define OFF(field) offsetof(eddy_config_t, field)
+
+static const key_def_t keys[] = {
+    {"application.id", T_STR, OFF(application_id), 0, 0,
+     "consumer group id and prefix of internal topics and state"},
+    {"bootstrap.servers", T_STR, OFF(bootstrap_servers), 0, 0, "HOST:PORT,... of Kafka"},
+    {"topology", T_STR, OFF(topology_path), 0, 0, "path of the topology file"},
+    {"state.dir", T_STR, OFF(state_dir), 0, 0, "directory for local state (RocksDB)"},
+    {"application.server", T_STR, OFF(application_server), 0, 0,
+     "HOST:PORT the HTTP API listens on"},
+    {"num.stream.threads", T_INT, OFF(num_stream_threads), 1, 64, "stream threads (1..64)"},
+    {"commit.interval.ms", T_INT, OFF(commit_interval_ms), 1, 3600000,
+     "milliseconds between commits (1..3600000)"},
+    {"statestore.cache.max.bytes", T_INT, OFF(cache_max_bytes), 0, INT64_MAX,
+     "record cache size in bytes, all threads together"},
+    {"processing.guarantee", T_GUARANTEE, OFF(guarantee), 0, 0, "at_least_once or exactly_once_v2"},
+    {"poll.ms", T_INT, OFF(poll_ms), 1, 10000, "longest wait in one poll, ms (1..10000)"},
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+void eddy_config_init(eddy_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->application_id = strdup("eddy");
+    cfg->state_dir = strdup("/tmp/eddy-state");
+    cfg->application_server = strdup("127.0.0.1:8083");
+    cfg->num_stream_threads = 1;
+    cfg->commit_interval_ms = 100;
+    cfg->cache_max_bytes = 64 * 1024 * 1024;
+    cfg->guarantee = EDDY_AT_LEAST_ONCE;
+    cfg->poll_ms = 100;
+}
+
+void eddy_config_free(eddy_config_t *cfg)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].type == T_STR)
+            free(*(char **)((char *)cfg + keys[i].offset));
+    for (int i = 0; i < cfg->n_consumer_props; i++) {
+        free(cfg->consumer_props[i].key);
+        free(cfg->consumer_props[i].value);
+    }
+    for (int i = 0; i < cfg->n_producer_props; i++) {
+        free(cfg->producer_props[i].key);
+        free(cfg->producer_props[i].value);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/* Levenshtein distance, for "did you mean". */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t prev = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cur = row[j];
+            size_t best = prev + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+static eddy_err_t add_prop(eddy_kv_t *props, int *n, const char *key, const char *value,
+                           const char *origin, char *errstr, size_t errstr_size)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(props[i].key, key)) {
+            free(props[i].value);
+            props[i].value = strdup(value);
+            return EDDY_OK;
+        }
+    if (*n == EDDY_CONFIG_MAX_PROPS)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "%s: more than %d client properties", origin, EDDY_CONFIG_MAX_PROPS);
+    props[*n].key = strdup(key);
+    props[*n].value = strdup(value);
+    (*n)++;
+    return EDDY_OK;
+}
+
+eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *value,
+                           const char *origin, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def_t *def = &keys[i];
+        if (strcmp(def->name, key))
+            continue;
+        void *field = (char *)cfg + def->offset;
+        int64_t v;
+        switch (def->type) {
+        case T_STR:
+            free(*(char **)field);
+            *(char **)field = strdup(value);
+            return EDDY_OK;
+        case T_INT:
+            if (!eddy_parse_i64(value, def->min, def->max, &v))
+                return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "%s: %s=%s: expected %s",
+                                 origin, key, value, def->help);
+            if (def->offset == OFF(num_stream_threads))
+                *(int *)field = (int)v;
+            else
+                *(int64_t *)field = v;
+            return EDDY_OK;
+        case T_GUARANTEE:
+            if (!strcmp(value, "at_least_once"))
+                cfg->guarantee = EDDY_AT_LEAST_ONCE;
+            else if (!strcmp(value, "exactly_once_v2") || !strcmp(value, "exactly_once"))
+                cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
+            else
+                return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                                 "%s: %s=%s: expected at_least_once or exactly_once_v2", origin,
+                                 key, value);
+            return EDDY_OK;
+        }
+    }
+    if (!strncmp(key, "consumer.", 9) && key[9])
+        return add_prop(cfg->consumer_props, &cfg->n_consumer_props, key + 9, value, origin, errstr,
+                        errstr_size);
+    if (!strncmp(key, "producer.", 9) && key[9])
+        return add_prop(cfg->producer_props, &cfg->n_producer_props, key + 9, value, origin, errstr,
+                        errstr_size);
+
+    /* A bare librdkafka property goes to both clients, if librdkafka knows it. */
+    rd_kafka_conf_t *probe = rd_kafka_conf_new();
+    char rderr[256];
+    bool known = rd_kafka_conf_set(probe, key, value, rderr, sizeof(rderr)) == RD_KAFKA_CONF_OK;
+    bool unknown_name = !known && strstr(rderr, "No such configuration property") != NULL;
+    rd_kafka_conf_destroy(probe);
+    if (known) {
+        eddy_err_t err = add_prop(cfg->consumer_props, &cfg->n_consumer_props, key, value, origin,
+                                  errstr, errstr_size);
+        return err ? err
+                   : add_prop(cfg->producer_props, &cfg->n_producer_props, key, value, origin,
+                              errstr, errstr_size);
+    }
+    if (!unknown_name)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "%s: %s=%s: %s", origin, key, value,
+                         rderr);
+
+    const char *nearest = NULL;
+    size_t best = 4;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        size_t d = edit_distance(key, keys[i].name);
+        if (d < best) {
+            best = d;
+            nearest = keys[i].name;
+        }
+    }
+    if (nearest)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "%s: unknown setting '%s'; did you mean '%s'?", origin, key, nearest);
+    return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                     "%s: unknown setting '%s' (not a Kafka Streams setting eddy knows, nor a "
+                     "librdkafka property; see 'eddy run --help')",
+                     origin, key);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+eddy_err_t eddy_config_load_file(eddy_config_t *cfg, const char *path, char *errstr,
+                                 size_t errstr_size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "%s: cannot open: %s", path,
+                         strerror(errno));
+    char line[4096];
+    int lineno = 0;
+    eddy_err_t err = EDDY_OK;
+    while (!err && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == '!')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq)
+            eq = strchr(s, ':');
+        char origin[4200];
+        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+        if (!eq) {
+            err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                            "%s: expected key=value, got '%s'", origin, s);
+            break;
+        }
+        *eq = '\0';
+        err = eddy_config_set(cfg, trim(s), trim(eq + 1), origin, errstr, errstr_size);
+    }
+    fclose(f);
+    return err;
+}
+
+eddy_err_t eddy_config_check(const eddy_config_t *cfg, char *errstr, size_t errstr_size)
+{
+    if (!cfg->bootstrap_servers || !*cfg->bootstrap_servers)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "bootstrap.servers is not set (--bootstrap or the config file)");
+    if (!cfg->topology_path || !*cfg->topology_path)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "no topology (--topology FILE or topology= in the config file)");
+    if (!*cfg->application_id)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "application.id is empty");
+    for (const char *p = cfg->application_id; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "application.id '%s' may hold only letters, digits, '.', '_' "
+                             "and '-' (it prefixes topic names)",
+                             cfg->application_id);
+    if (!*cfg->state_dir)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "state.dir is empty");
+    return EDDY_OK;
+}
+
+void eddy_config_log(const eddy_config_t *cfg)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const void *field = (const char *)cfg + keys[i].offset;
+        switch (keys[i].type) {
+        case T_STR: {
+            const char *s = *(char *const *)field;
+            eddy_log_info("config %s=%s", keys[i].name, s ? s : "");
+            break;
+        }
+        case T_INT:
+            if (keys[i].offset == OFF(num_stream_threads))
+                eddy_log_info("config %s=%d", keys[i].name, *(const int *)field);
+            else
+                eddy_log_info("config %s=%lld", keys[i].name, (long long)*(const int64_t *)field);
+            break;
+        case T_GUARANTEE:
+            eddy_log_info("config %s=%s", keys[i].name,
+                          cfg->guarantee == EDDY_AT_LEAST_ONCE ? "at_least_once"
+                                                               : "exactly_once_v2");
+            break;
+        }
+    }
+    for (int i = 0; i < cfg->n_consumer_props; i++)
+        eddy_log_info(
+            "config consumer.%s=%s", cfg->consumer_props[i].key,
+            strstr(cfg->consumer_props[i].key, "password") ? "***" : cfg->consumer_props[i].value);
+    for (int i = 0; i < cfg->n_producer_props; i++)
+        eddy_log_info(
+            "config producer.%s=%s", cfg->producer_props[i].key,
+            strstr(cfg->producer_props[i].key, "password") ? "***" : cfg->producer_props[i].value);
+}

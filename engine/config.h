@@ -1,0 +1,69 @@
+/*
+ * config.h — the configuration of `eddy run`, with Kafka Streams' names.
+ *
+ * Settings come from defaults, then a properties file (--config FILE: `key=value`
+ * lines, '#' comments), then command-line flags, each overriding the one before.
+ * Unknown keys are errors that name the file, the line and the nearest known key;
+ * `consumer.<prop>` / `producer.<prop>` and -X pass librdkafka properties through.
+ * Built once on the main thread, read-only afterwards.
+ */
+#ifndef EDDY_CONFIG_H
+#define EDDY_CONFIG_H
+
+#include "eddy.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define EDDY_CONFIG_MAX_PROPS 64
+
+typedef enum eddy_guarantee_e {
+    EDDY_AT_LEAST_ONCE = 0,
+    EDDY_EXACTLY_ONCE_V2 = 1,
+} eddy_guarantee_t;
+
+typedef struct eddy_kv_s {
+    char *key;   /* librdkafka property name (owned) */
+    char *value; /* its value (owned) */
+} eddy_kv_t;
+
+typedef struct eddy_config_s {
+    char *application_id;       /* application.id: consumer group, topic and dir prefix */
+    char *bootstrap_servers;    /* bootstrap.servers */
+    char *topology_path;        /* topology (file) */
+    char *state_dir;            /* state.dir: RocksDB lives in <state.dir>/<application.id> */
+    char *application_server;   /* application.server: HOST:PORT of the HTTP API ("" = off) */
+    int num_stream_threads;     /* num.stream.threads */
+    int64_t commit_interval_ms; /* commit.interval.ms */
+    int64_t cache_max_bytes;    /* statestore.cache.max.bytes: record cache, all threads */
+    eddy_guarantee_t guarantee; /* processing.guarantee */
+    int64_t poll_ms;            /* poll.ms: longest wait for records in one poll */
+    eddy_kv_t consumer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every consumer */
+    int n_consumer_props;                            /* entries used */
+    eddy_kv_t producer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every producer */
+    int n_producer_props;                            /* entries used */
+} eddy_config_t;
+
+/** Fills the defaults (application.id "eddy", 1 thread, 100 ms commits, ...). */
+void eddy_config_init(eddy_config_t *cfg);
+
+/** Frees what the config owns; the struct can be re-initialised afterwards. */
+void eddy_config_free(eddy_config_t *cfg);
+
+/** Sets one key (Kafka Streams name, consumer.X / producer.X, or a bare librdkafka
+ *  property, which goes to both clients). `origin` ("FILE:LINE" or "--flag") is
+ *  named in errors. */
+eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *value,
+                           const char *origin, char *errstr, size_t errstr_size);
+
+/** Reads a properties file into cfg. */
+eddy_err_t eddy_config_load_file(eddy_config_t *cfg, const char *path, char *errstr,
+                                 size_t errstr_size);
+
+/** Checks that required settings are present and consistent. */
+eddy_err_t eddy_config_check(const eddy_config_t *cfg, char *errstr, size_t errstr_size);
+
+/** Writes every setting, one `key=value` per line, to the log at INFO. */
+void eddy_config_log(const eddy_config_t *cfg);
+
+#endif /* EDDY_CONFIG_H */

@@ -1,0 +1,202 @@
+/*
+ * reference.c — the reference windowed aggregation (see reference.h). Linear
+ * searches and full copies on purpose: it must be easy to believe, not fast.
+ */
+#include "reference.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t ref_parse_iso8601(const char *s)
+{
+    int y, mo, d, h, mi, sec, ms = 0;
+    int n = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+        return -1;
+    const char *rest = s + n;
+    if (*rest == '.') {
+        int digits = 0;
+        rest++;
+        while (*rest >= '0' && *rest <= '9') {
+            if (digits < 3)
+                ms = ms * 10 + (*rest - '0');
+            digits++;
+            rest++;
+        }
+        while (digits < 3) {
+            ms *= 10;
+            digits++;
+        }
+    }
+    if (strcmp(rest, "Z") != 0)
+        return -1;
+    /* Days from civil (Howard Hinnant's algorithm), written out again here so
+     * the reference shares no code with eddy. */
+    int yy = mo <= 2 ? y - 1 : y;
+    int era = (yy >= 0 ? yy : yy - 399) / 400;
+    unsigned yoe = (unsigned)(yy - era * 400);
+    unsigned doy = (unsigned)((153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + (int64_t)doe - 719468;
+    return ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + ms;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static ref_window_t *get_window(ref_result_t *res, int64_t start, const char *key)
+{
+    for (size_t i = 0; i < res->n; i++)
+        if (res->windows[i].start == start && !strcmp(res->windows[i].key, key))
+            return &res->windows[i];
+    if (res->n == res->cap) {
+        res->cap = res->cap ? res->cap * 2 : 64;
+        res->windows = realloc(res->windows, res->cap * sizeof(*res->windows));
+    }
+    ref_window_t *w = &res->windows[res->n++];
+    memset(w, 0, sizeof(*w));
+    w->start = start;
+    snprintf(w->key, sizeof(w->key), "%s", key);
+    return w;
+}
+
+static void add_value(ref_window_t *w, double v)
+{
+    if (w->n_values == w->cap_values) {
+        w->cap_values = w->cap_values ? w->cap_values * 2 : 256;
+        w->values = realloc(w->values, w->cap_values * sizeof(*w->values));
+    }
+    w->values[w->n_values++] = v;
+}
+
+static void add_distinct(ref_window_t *w, const char *s)
+{
+    for (size_t i = 0; i < w->n_distinct; i++)
+        if (!strcmp(w->distinct[i], s))
+            return;
+    if (w->n_distinct == w->cap_distinct) {
+        w->cap_distinct = w->cap_distinct ? w->cap_distinct * 2 : 64;
+        w->distinct = realloc(w->distinct, w->cap_distinct * sizeof(*w->distinct));
+    }
+    w->distinct[w->n_distinct++] = strdup(s);
+}
+
+/* The group key as eddy formats it: strings as they are, integers without a
+ * fraction. */
+static bool key_text(json_t *v, char *out, size_t cap)
+{
+    if (json_is_string(v))
+        snprintf(out, cap, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+    else
+        return false;
+    return true;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_window(const void *a, const void *b)
+{
+    const ref_window_t *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int32_t partition = -1;
+    int64_t stream_time = INT64_MIN;
+    for (size_t i = 0; i < topic->n; i++) {
+        const eddy_test_record_t *r = &topic->recs[i];
+        if (r->partition != partition) { /* records come ordered by partition, offset */
+            partition = r->partition;
+            stream_time = INT64_MIN;
+        }
+        json_t *ev = json_loadb(r->value, r->len, 0, NULL);
+        json_t *tv = ev ? json_object_get(ev, spec->time_field) : NULL;
+        int64_t ts = -1;
+        if (tv && spec->time_iso && json_is_string(tv))
+            ts = ref_parse_iso8601(json_string_value(tv));
+        else if (tv && !spec->time_iso && json_is_integer(tv))
+            ts = json_integer_value(tv);
+        char key[128] = "";
+        bool ok = ev && json_is_object(ev) && ts >= 0;
+        if (ok && spec->group_field)
+            ok = key_text(json_object_get(ev, spec->group_field), key, sizeof(key));
+        json_t *value = ok && spec->value_field ? json_object_get(ev, spec->value_field) : NULL;
+        if (ok && spec->value_field && !json_is_number(value))
+            ok = false;
+        json_t *dv = ok && spec->distinct_field ? json_object_get(ev, spec->distinct_field) : NULL;
+        if (ok && spec->distinct_field && !json_is_string(dv))
+            ok = false;
+        if (!ok) {
+            out->undecodable++;
+            json_decref(ev);
+            continue;
+        }
+        if (ts > stream_time)
+            stream_time = ts;
+        json_t *status = json_object_get(ev, "status");
+        bool error = json_is_integer(status) && json_integer_value(status) >= 500;
+        /* Every window [s, s+size) with s a multiple of advance that holds ts. */
+        int64_t last = floor_div(ts, spec->advance_ms) * spec->advance_ms;
+        for (int64_t s = last; s > ts - spec->size_ms; s -= spec->advance_ms) {
+            if (s + spec->size_ms + spec->grace_ms <= stream_time) {
+                out->late++;
+                continue;
+            }
+            ref_window_t *w = get_window(out, s, key);
+            w->count++;
+            w->errors += error;
+            if (value) {
+                w->sum += json_number_value(value);
+                add_value(w, json_number_value(value));
+            }
+            if (dv)
+                add_distinct(w, json_string_value(dv));
+        }
+        json_decref(ev);
+    }
+    for (size_t i = 0; i < out->n; i++)
+        qsort(out->windows[i].values, out->windows[i].n_values, sizeof(double), cmp_double);
+    qsort(out->windows, out->n, sizeof(*out->windows), cmp_window);
+}
+
+void ref_result_free(ref_result_t *res)
+{
+    for (size_t i = 0; i < res->n; i++) {
+        free(res->windows[i].values);
+        for (size_t j = 0; j < res->windows[i].n_distinct; j++)
+            free(res->windows[i].distinct[j]);
+        free(res->windows[i].distinct);
+    }
+    free(res->windows);
+    memset(res, 0, sizeof(*res));
+}
+
+const ref_window_t *ref_find(const ref_result_t *res, int64_t start, const char *key)
+{
+    for (size_t i = 0; i < res->n; i++)
+        if (res->windows[i].start == start && !strcmp(res->windows[i].key, key))
+            return &res->windows[i];
+    return NULL;
+}
+
+void ref_quantile_bounds(const ref_window_t *w, double q, double *lo, double *hi)
+{
+    double rank = q * (double)(w->n_values - 1);
+    *lo = w->values[(size_t)floor(rank)];
+    *hi = w->values[(size_t)ceil(rank)];
+}
