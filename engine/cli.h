@@ -28,5 +28,7 @@ void eddy_cli_catch_stop_signals(void);
 
 int eddy_cmd_broker(int argc, char **argv);
 int eddy_cmd_gen(int argc, char **argv);
+int eddy_cmd_topology(int argc, char **argv);
+int eddy_cmd_run(int argc, char **argv);
 
 #endif /* EDDY_CLI_H */

@@ -18,6 +18,7 @@ typedef struct command_s {
 static const command_t commands[] = {
     {"broker", eddy_cmd_broker, "run the embedded Kafka-protocol test broker (mock cluster)"},
     {"gen", eddy_cmd_gen, "load generator: HTTP-log or user-activity events at a steady rate"},
+    {"topology", eddy_cmd_topology, "check or describe a topology file"},
 };
 
 static void usage(FILE *out)
