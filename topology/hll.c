@@ -1,11 +1,13 @@
 /*
- * hll.c — HyperLogLog (see hll.h). Estimation follows O. Ertl, "New cardinality
- * estimation algorithms for HyperLogLog sketches" (2017), §4 "improved raw
- * estimator", which is unbiased from 0 to 2^64 without empirical tables.
+ * hll.c — HyperLogLog (see hll.h), after Heule, Nunkesser and Hall, "HyperLogLog
+ * in practice" (2013) for the sparse form and O. Ertl, "New cardinality
+ * estimation algorithms for HyperLogLog sketches" (2017) for the estimator.
  *
- * Serialized form: u8 version (1), u8 mode; mode 0 (sparse): varint k, then k
- * entries of 3 bytes (14-bit register index << 6 | 6-bit value), indices
- * ascending; mode 1 (dense): the 16,384 register bytes.
+ * Always holds: regs == NULL (sparse) or sparse == NULL (dense). A sparse entry
+ * is index << 6 | rank for the top 25 bits of the hash and the rank of its other
+ * 39 bits; the entries are ascending, one per index, at most EDDY_HLL_SPARSE_MAX.
+ * A sparse entry maps to exactly the dense register and rank its hash would have
+ * set, so turning dense or merging into a dense HLL loses nothing.
  */
 #include "topology/hll.h"
 #include "topology/hash.h"
@@ -14,15 +16,111 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define Q           (64 - EDDY_HLL_P) /* hash bits left after the index */
+#define Q         (64 - EDDY_HLL_P)        /* hash bits after the dense index */
+#define SPARSE_Q  (64 - EDDY_HLL_SPARSE_P) /* hash bits after the sparse index */
+#define SPARSE_M  (1u << EDDY_HLL_SPARSE_P)
+#define EXTRA     (EDDY_HLL_SPARSE_P - EDDY_HLL_P) /* sparse index bits beyond the dense ones */
+#define MAX_ENTRY ((SPARSE_M - 1) << 6 | (SPARSE_Q + 1))
+
+#define INITIAL_CAP 16                   /* sparse entries of the first allocation */
+#define PACKED_SIZE (EDDY_HLL_M / 4 * 3) /* dense registers, 6 bits each */
+
 #define VERSION     1
-#define MODE_SPARSE 0
-#define MODE_DENSE  1
+#define FORM_SPARSE 0
+#define FORM_DENSE  1
 
 struct eddy_hll_s {
-    uint8_t reg[EDDY_HLL_M]; /* register values, 0..Q+1 */
-    uint32_t nonzero;        /* registers > 0, to size the sparse form */
+    uint8_t *regs;    /* dense: EDDY_HLL_M registers, each 0..Q+1; NULL while sparse */
+    uint32_t *sparse; /* sparse: n entries, ascending (see above); NULL when dense */
+    uint32_t n;       /* sparse entries used */
+    uint32_t cap;     /* sparse entries allocated */
 };
+
+/* 1 + the number of leading zeros of the `bits` significant (top) bits of w. */
+static uint8_t rank_of(uint64_t w, int bits)
+{
+    return w ? (uint8_t)(__builtin_clzll(w) + 1) : (uint8_t)(bits + 1);
+}
+
+static uint32_t sparse_entry(uint64_t hash)
+{
+    uint32_t idx = (uint32_t)(hash >> SPARSE_Q);
+    return idx << 6 | rank_of(hash << EDDY_HLL_SPARSE_P, SPARSE_Q);
+}
+
+static void dense_add(uint8_t *regs, uint64_t hash)
+{
+    uint32_t i = (uint32_t)(hash >> Q);
+    uint8_t r = rank_of(hash << EDDY_HLL_P, Q);
+    if (r > regs[i])
+        regs[i] = r;
+}
+
+/* Sets the dense registers from sparse entries. The EXTRA low bits of a sparse
+ * index are the first bits after the dense index: when one of them is set it
+ * decides the dense rank, otherwise the rank continues into the sparse rank. */
+static void fold_sparse(uint8_t *regs, const uint32_t *entries, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t idx = entries[k] >> 6;
+        uint32_t extra = idx & ((1u << EXTRA) - 1);
+        uint8_t r = extra ? (uint8_t)(__builtin_clz(extra) - (32 - EXTRA) + 1)
+                          : (uint8_t)(EXTRA + (entries[k] & 63));
+        if (r > regs[idx >> EXTRA])
+            regs[idx >> EXTRA] = r;
+    }
+}
+
+/* Where the entry for e's index is, or would go, in the sorted sparse list. */
+static uint32_t sparse_find(const eddy_hll_t *hll, uint32_t e)
+{
+    uint32_t key = e >> 6, lo = 0, hi = hll->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (hll->sparse[mid] >> 6 < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static eddy_err_t sparse_reserve(eddy_hll_t *hll, uint32_t need)
+{
+    if (need <= hll->cap)
+        return EDDY_OK;
+    uint32_t cap = hll->cap ? hll->cap : INITIAL_CAP;
+    while (cap < need)
+        cap *= 2;
+    if (cap > EDDY_HLL_SPARSE_MAX)
+        cap = EDDY_HLL_SPARSE_MAX;
+    uint32_t *sparse = realloc(hll->sparse, (size_t)cap * sizeof(*sparse));
+    if (!sparse)
+        return EDDY_ERR_NOMEM;
+    hll->sparse = sparse;
+    hll->cap = cap;
+    return EDDY_OK;
+}
+
+/* Installs dense registers `regs` (already holding the sparse entries' ranks). */
+static void become_dense(eddy_hll_t *hll, uint8_t *regs)
+{
+    free(hll->sparse);
+    hll->sparse = NULL;
+    hll->n = 0;
+    hll->cap = 0;
+    hll->regs = regs;
+}
+
+static eddy_err_t to_dense(eddy_hll_t *hll)
+{
+    uint8_t *regs = calloc(EDDY_HLL_M, 1);
+    if (!regs)
+        return EDDY_ERR_NOMEM;
+    fold_sparse(regs, hll->sparse, hll->n);
+    become_dense(hll, regs);
+    return EDDY_OK;
+}
 
 eddy_hll_t *eddy_hll_new(void)
 {
@@ -31,48 +129,129 @@ eddy_hll_t *eddy_hll_new(void)
 
 void eddy_hll_destroy(eddy_hll_t *hll)
 {
+    if (!hll)
+        return;
+    free(hll->regs);
+    free(hll->sparse);
     free(hll);
 }
 
 void eddy_hll_reset(eddy_hll_t *hll)
 {
-    memset(hll, 0, sizeof(*hll));
+    free(hll->regs);
+    hll->regs = NULL;
+    hll->n = 0;
 }
 
-void eddy_hll_add_hash(eddy_hll_t *hll, uint64_t hash)
+eddy_err_t eddy_hll_add_hash(eddy_hll_t *hll, uint64_t hash)
 {
-    uint32_t idx = (uint32_t)(hash >> Q);
-    uint64_t rest = hash << EDDY_HLL_P;
-    /* Rank of the first 1 bit among the Q remaining bits, Q+1 if all are zero. */
-    uint8_t rho = rest ? (uint8_t)(__builtin_clzll(rest) + 1) : (uint8_t)(Q + 1);
-    if (rho > hll->reg[idx]) {
-        hll->nonzero += hll->reg[idx] == 0;
-        hll->reg[idx] = rho;
+    if (hll->regs) {
+        dense_add(hll->regs, hash);
+        return EDDY_OK;
     }
+    uint32_t e = sparse_entry(hash);
+    uint32_t pos = sparse_find(hll, e);
+    if (pos < hll->n && hll->sparse[pos] >> 6 == e >> 6) {
+        if (e > hll->sparse[pos]) /* same index: the larger entry has the larger rank */
+            hll->sparse[pos] = e;
+        return EDDY_OK;
+    }
+    if (hll->n == EDDY_HLL_SPARSE_MAX) {
+        eddy_err_t err = to_dense(hll);
+        if (err)
+            return err;
+        dense_add(hll->regs, hash);
+        return EDDY_OK;
+    }
+    eddy_err_t err = sparse_reserve(hll, hll->n + 1);
+    if (err)
+        return err;
+    memmove(hll->sparse + pos + 1, hll->sparse + pos, (hll->n - pos) * sizeof(*hll->sparse));
+    hll->sparse[pos] = e;
+    hll->n++;
+    return EDDY_OK;
 }
 
-void eddy_hll_add(eddy_hll_t *hll, const void *data, size_t len)
+eddy_err_t eddy_hll_add(eddy_hll_t *hll, const void *data, size_t len)
 {
-    eddy_hll_add_hash(hll, eddy_hash64(data, len, 0));
+    return eddy_hll_add_hash(hll, eddy_hash64(data, len, EDDY_HLL_SEED));
+}
+
+/* Distinct indices in the union of two sparse lists. */
+static uint32_t union_count(const eddy_hll_t *a, const eddy_hll_t *b)
+{
+    uint32_t i = 0, j = 0, u = 0;
+    while (i < a->n && j < b->n) {
+        uint32_t x = a->sparse[i] >> 6, y = b->sparse[j] >> 6;
+        i += x <= y;
+        j += y <= x;
+        u++;
+    }
+    return u + (a->n - i) + (b->n - j);
 }
 
 eddy_err_t eddy_hll_merge(eddy_hll_t *dst, const eddy_hll_t *src)
 {
-    uint32_t nonzero = 0;
-    for (uint32_t i = 0; i < EDDY_HLL_M; i++) {
-        if (src->reg[i] > dst->reg[i])
-            dst->reg[i] = src->reg[i];
-        nonzero += dst->reg[i] != 0;
+    if (dst == src)
+        return EDDY_OK;
+    if (src->regs) {
+        if (!dst->regs) {
+            eddy_err_t err = to_dense(dst);
+            if (err)
+                return err;
+        }
+        for (uint32_t i = 0; i < EDDY_HLL_M; i++)
+            if (src->regs[i] > dst->regs[i])
+                dst->regs[i] = src->regs[i];
+        return EDDY_OK;
     }
-    dst->nonzero = nonzero;
+    if (src->n == 0)
+        return EDDY_OK;
+    if (dst->regs) {
+        fold_sparse(dst->regs, src->sparse, src->n);
+        return EDDY_OK;
+    }
+
+    uint32_t u = union_count(dst, src);
+    if (u > EDDY_HLL_SPARSE_MAX) {
+        uint8_t *regs = calloc(EDDY_HLL_M, 1);
+        if (!regs)
+            return EDDY_ERR_NOMEM;
+        fold_sparse(regs, dst->sparse, dst->n);
+        fold_sparse(regs, src->sparse, src->n);
+        become_dense(dst, regs);
+        return EDDY_OK;
+    }
+    eddy_err_t err = sparse_reserve(dst, u);
+    if (err)
+        return err;
+    /* Merge from the back, in place: slot k is never one still to be read. */
+    int64_t i = (int64_t)dst->n - 1, j = (int64_t)src->n - 1, k = (int64_t)u - 1;
+    while (j >= 0) {
+        uint32_t b = src->sparse[j];
+        uint32_t a = i >= 0 ? dst->sparse[i] : 0;
+        if (i >= 0 && a >> 6 > b >> 6) {
+            dst->sparse[k--] = a;
+            i--;
+        } else if (i >= 0 && a >> 6 == b >> 6) {
+            dst->sparse[k--] = a > b ? a : b;
+            i--;
+            j--;
+        } else {
+            dst->sparse[k--] = b;
+            j--;
+        }
+    }
+    dst->n = u;
     return EDDY_OK;
 }
 
+/* Ertl's sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1). */
 static double sigma(double x)
 {
     if (x == 1.0)
         return INFINITY;
-    double y = 1, z = x, prev;
+    double y = 1.0, z = x, prev;
     do {
         x *= x;
         prev = z;
@@ -82,128 +261,232 @@ static double sigma(double x)
     return z;
 }
 
+/* Ertl's tau(x) = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3. */
 static double tau(double x)
 {
     if (x == 0.0 || x == 1.0)
         return 0.0;
-    double y = 1.0, z = 1 - x, prev;
+    double y = 1.0, z = 1.0 - x, prev;
     do {
         x = sqrt(x);
         prev = z;
         y *= 0.5;
-        z -= (1 - x) * (1 - x) * y;
+        z -= (1.0 - x) * (1.0 - x) * y;
     } while (z != prev);
-    return z / 3;
+    return z / 3.0;
 }
 
-uint64_t eddy_hll_estimate(const eddy_hll_t *hll)
+/* Ertl's improved raw estimator over the histogram c[0..Q+1] of register values. */
+static double dense_estimate(const uint8_t *regs)
 {
     uint32_t c[Q + 2] = {0};
     for (uint32_t i = 0; i < EDDY_HLL_M; i++)
-        c[hll->reg[i]]++;
+        c[regs[i]]++;
     const double m = EDDY_HLL_M;
     double z = m * tau(1.0 - c[Q + 1] / m);
     for (int k = Q; k >= 1; k--)
         z = 0.5 * (z + c[k]);
     z += m * sigma(c[0] / m);
-    double alpha_inf = 1.0 / (2.0 * log(2.0));
-    return (uint64_t)llround(alpha_inf * m * m / z);
+    return m * m / (2.0 * M_LN2 * z);
 }
 
-static size_t varint_len(uint64_t v)
+uint64_t eddy_hll_estimate(const eddy_hll_t *hll)
 {
-    size_t n = 1;
+    double e;
+    if (hll->regs)
+        e = dense_estimate(hll->regs);
+    else /* linear counting over the 2^25 virtual registers of the sparse index */
+        e = -(double)SPARSE_M * log1p(-(double)hll->n / SPARSE_M);
+    if (!(e < 18446744073709551615.0)) /* every register saturated */
+        return UINT64_MAX;
+    return (uint64_t)(e + 0.5);
+}
+
+bool eddy_hll_is_sparse(const eddy_hll_t *hll)
+{
+    return hll->regs == NULL;
+}
+
+/* --- serialization ------------------------------------------------------------ */
+
+typedef struct writer_s {
+    uint8_t *buf; /* output; NULL to only measure */
+    size_t cap;   /* bytes available at buf */
+    size_t len;   /* bytes produced so far, possibly more than cap */
+} writer_t;
+
+static void put_byte(writer_t *w, uint8_t b)
+{
+    if (w->len < w->cap)
+        w->buf[w->len] = b;
+    w->len++;
+}
+
+static void put_varint(writer_t *w, uint64_t v)
+{
     while (v >= 0x80) {
+        put_byte(w, (uint8_t)(v | 0x80));
         v >>= 7;
-        n++;
     }
-    return n;
+    put_byte(w, (uint8_t)v);
+}
+
+static size_t encode(const eddy_hll_t *hll, uint8_t *buf, size_t cap)
+{
+    writer_t w = {buf, cap, 0};
+    put_byte(&w, VERSION);
+    if (hll->regs) {
+        put_byte(&w, FORM_DENSE);
+        if (w.len + PACKED_SIZE > cap) /* only measuring, or too small */
+            return w.len + PACKED_SIZE;
+        const uint8_t *r = hll->regs;
+        for (uint32_t i = 0; i < EDDY_HLL_M; i += 4) {
+            uint32_t v = r[i] | (uint32_t)r[i + 1] << 6 | (uint32_t)r[i + 2] << 12 |
+                         (uint32_t)r[i + 3] << 18;
+            put_byte(&w, (uint8_t)v);
+            put_byte(&w, (uint8_t)(v >> 8));
+            put_byte(&w, (uint8_t)(v >> 16));
+        }
+        return w.len;
+    }
+    put_byte(&w, FORM_SPARSE);
+    put_varint(&w, hll->n);
+    uint32_t prev = 0;
+    for (uint32_t k = 0; k < hll->n; k++) {
+        put_varint(&w, hll->sparse[k] - prev);
+        prev = hll->sparse[k];
+    }
+    return w.len;
 }
 
 size_t eddy_hll_serialized_size(const eddy_hll_t *hll)
 {
-    size_t sparse = 2 + varint_len(hll->nonzero) + 3 * (size_t)hll->nonzero;
-    size_t dense = 2 + EDDY_HLL_M;
-    return sparse < dense ? sparse : dense;
+    return encode(hll, NULL, 0);
 }
 
 size_t eddy_hll_serialize(const eddy_hll_t *hll, uint8_t *buf, size_t cap)
 {
-    size_t need = eddy_hll_serialized_size(hll);
-    if (cap < need)
+    size_t len = encode(hll, buf, cap);
+    return len <= cap ? len : 0;
+}
+
+typedef struct reader_s {
+    const uint8_t *p;   /* next byte */
+    const uint8_t *end; /* one past the last byte */
+    bool bad;           /* ran out or met a malformed varint; reads return 0 from then on */
+} reader_t;
+
+static uint8_t get_byte(reader_t *r)
+{
+    if (r->bad || r->p == r->end) {
+        r->bad = true;
         return 0;
-    buf[0] = VERSION;
-    if (need == 2 + EDDY_HLL_M) {
-        buf[1] = MODE_DENSE;
-        memcpy(buf + 2, hll->reg, EDDY_HLL_M);
-        return need;
     }
-    buf[1] = MODE_SPARSE;
-    size_t n = 2;
-    uint64_t k = hll->nonzero;
-    while (k >= 0x80) {
-        buf[n++] = (uint8_t)(k | 0x80);
-        k >>= 7;
+    return *r->p++;
+}
+
+/* A minimal LEB128 varint of at most 64 bits; anything else marks r bad. */
+static uint64_t get_varint(reader_t *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b = get_byte(r);
+        if (r->bad)
+            return 0;
+        if (shift == 63 && b > 1)
+            break;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (b == 0 && shift > 0) /* a redundant trailing zero group */
+                break;
+            return v;
+        }
     }
-    buf[n++] = (uint8_t)k;
-    for (uint32_t i = 0; i < EDDY_HLL_M; i++) {
-        if (!hll->reg[i])
-            continue;
-        uint32_t e = i << 6 | hll->reg[i];
-        buf[n++] = (uint8_t)(e >> 16);
-        buf[n++] = (uint8_t)(e >> 8);
-        buf[n++] = (uint8_t)e;
+    r->bad = true;
+    return 0;
+}
+
+/* Decodes buf into `out`, which starts zeroed; the caller frees it whatever the
+ * outcome. */
+static eddy_err_t decode(eddy_hll_t *out, const uint8_t *buf, size_t len)
+{
+    reader_t r = {buf, buf + len, false};
+    uint8_t version = get_byte(&r);
+    uint8_t form = get_byte(&r);
+    if (r.bad || version != VERSION)
+        return EDDY_ERR_INVALID;
+
+    if (form == FORM_DENSE) {
+        if ((size_t)(r.end - r.p) != PACKED_SIZE)
+            return EDDY_ERR_INVALID;
+        uint8_t *regs = malloc(EDDY_HLL_M);
+        if (!regs)
+            return EDDY_ERR_NOMEM;
+        out->regs = regs;
+        for (uint32_t i = 0; i < EDDY_HLL_M; i += 4, r.p += 3) {
+            uint32_t v = r.p[0] | (uint32_t)r.p[1] << 8 | (uint32_t)r.p[2] << 16;
+            for (int k = 0; k < 4; k++) {
+                regs[i + k] = (uint8_t)(v >> (6 * k) & 63);
+                if (regs[i + k] > Q + 1)
+                    return EDDY_ERR_INVALID;
+            }
+        }
+        return EDDY_OK;
     }
-    return n;
+    if (form != FORM_SPARSE)
+        return EDDY_ERR_INVALID;
+
+    uint64_t n = get_varint(&r);
+    /* Every entry takes a byte at least: refuse before allocating for a lie. */
+    if (r.bad || n > EDDY_HLL_SPARSE_MAX || n > (uint64_t)(r.end - r.p))
+        return EDDY_ERR_INVALID;
+    if (n > 0 && sparse_reserve(out, (uint32_t)n) != EDDY_OK)
+        return EDDY_ERR_NOMEM;
+    uint64_t prev = 0;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t delta = get_varint(&r);
+        uint64_t e = prev + delta;
+        uint64_t rank = e & 63;
+        if (r.bad || delta > MAX_ENTRY || e > MAX_ENTRY || rank < 1 || rank > SPARSE_Q + 1)
+            return EDDY_ERR_INVALID;
+        if (k > 0 && e >> 6 <= prev >> 6) /* indices strictly ascending */
+            return EDDY_ERR_INVALID;
+        out->sparse[k] = (uint32_t)e;
+        prev = e;
+    }
+    out->n = (uint32_t)n;
+    return r.p == r.end ? EDDY_OK : EDDY_ERR_INVALID;
+}
+
+static void hll_free_content(eddy_hll_t *hll)
+{
+    free(hll->regs);
+    free(hll->sparse);
 }
 
 eddy_err_t eddy_hll_deserialize(eddy_hll_t *hll, const uint8_t *buf, size_t len)
 {
-    if (len < 2 || buf[0] != VERSION)
+    if (!buf || len == 0)
         return EDDY_ERR_INVALID;
-    if (buf[1] == MODE_DENSE) {
-        if (len != 2 + EDDY_HLL_M)
-            return EDDY_ERR_INVALID;
-        uint32_t nonzero = 0;
-        for (uint32_t i = 0; i < EDDY_HLL_M; i++) {
-            if (buf[2 + i] > Q + 1)
-                return EDDY_ERR_INVALID;
-            nonzero += buf[2 + i] != 0;
-        }
-        memcpy(hll->reg, buf + 2, EDDY_HLL_M);
-        hll->nonzero = nonzero;
-        return EDDY_OK;
+    eddy_hll_t tmp = {0};
+    eddy_err_t err = decode(&tmp, buf, len);
+    if (err) {
+        hll_free_content(&tmp);
+        return err;
     }
-    if (buf[1] != MODE_SPARSE)
-        return EDDY_ERR_INVALID;
-    size_t n = 2;
-    uint64_t k = 0;
-    for (int shift = 0;; shift += 7) {
-        if (n >= len || shift > 21)
-            return EDDY_ERR_INVALID;
-        k |= (uint64_t)(buf[n] & 0x7f) << shift;
-        if (!(buf[n++] & 0x80))
-            break;
-    }
-    if (k > EDDY_HLL_M || len - n != 3 * k)
-        return EDDY_ERR_INVALID;
-    /* Validate fully before touching hll. */
-    int64_t prev = -1;
-    for (uint64_t j = 0; j < k; j++) {
-        const uint8_t *e = buf + n + 3 * j;
-        uint32_t v = (uint32_t)e[0] << 16 | (uint32_t)e[1] << 8 | e[2];
-        int64_t idx = v >> 6;
-        uint8_t r = v & 0x3f;
-        if (idx <= prev || idx >= EDDY_HLL_M || r == 0 || r > Q + 1)
-            return EDDY_ERR_INVALID;
-        prev = idx;
-    }
-    memset(hll->reg, 0, sizeof(hll->reg));
-    for (uint64_t j = 0; j < k; j++) {
-        const uint8_t *e = buf + n + 3 * j;
-        uint32_t v = (uint32_t)e[0] << 16 | (uint32_t)e[1] << 8 | e[2];
-        hll->reg[v >> 6] = v & 0x3f;
-    }
-    hll->nonzero = (uint32_t)k;
+    hll_free_content(hll);
+    *hll = tmp;
     return EDDY_OK;
+}
+
+eddy_err_t eddy_hll_merge_serialized(eddy_hll_t *dst, const uint8_t *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return EDDY_ERR_INVALID;
+    eddy_hll_t tmp = {0};
+    eddy_err_t err = decode(&tmp, buf, len);
+    if (!err)
+        err = eddy_hll_merge(dst, &tmp);
+    hll_free_content(&tmp);
+    return err;
 }

@@ -1,404 +1,584 @@
 /*
  * sketch.c — DDSketch (see sketch.h).
  *
- * A side (positive or negative values) is a dense array of counts covering the
- * bucket indices [offset, offset + n). It grows to cover new indices, to at most
- * MAX_BUCKETS; beyond that the lowest indices fold into the lowest kept bucket.
- *
- * Serialized form: u8 version (1); varint zero count; f64 sum, min, max; then per
- * side (positive, negative): varint n, zigzag varint offset, n varint counts.
+ * Each sign has a store: a dense array of counts covering the bucket indices
+ * [offset, offset + cap), of which [lo, hi] is the non-empty range (both ends
+ * non-zero, every other slot zero). Negative values are stored under the
+ * mirrored index -index(|v|), so that in both stores a higher index is a higher
+ * value and folding the lowest buckets always sacrifices the lowest values. What
+ * folds depends only on the lowest and highest index ever seen, that is on the
+ * multiset of values, which is what makes merging exact.
  */
 #include "topology/sketch.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_BUCKETS   2048
-#define MIN_INDEXABLE 1e-9
-#define VERSION       1
+/* ln(gamma) = ln((1 + a) / (1 - a)) = 2 atanh(a) for a = 0.01, to double precision. */
+#define LN_GAMMA 0.020000666706669524
 
-typedef struct side_s {
-    uint64_t *counts; /* n buckets, counts[i] holds index offset + i */
+/* Bucket indices of EDDY_SKETCH_MIN_VALUE and of DBL_MAX: every finite |v| >=
+ * EDDY_SKETCH_MIN_VALUE maps in between. */
+#define INDEX_MIN (-1036)
+#define INDEX_MAX 35488
+
+#define MAX_BUCKETS EDDY_SKETCH_MAX_BUCKETS
+#define INITIAL_CAP 64 /* slots of a store's first array */
+
+#define VERSION            1
+#define FLAG_NEG_COLLAPSED 1
+#define FLAG_POS_COLLAPSED 2
+
+typedef struct store_s {
+    uint64_t *counts; /* counts[k] is bucket offset + k; NULL before the first value */
     int32_t offset;   /* bucket index of counts[0] */
-    int32_t n;        /* buckets in use */
-    int32_t cap;      /* allocated buckets */
-} side_t;
+    int32_t cap;      /* slots in counts, at most MAX_BUCKETS */
+    int32_t lo;       /* lowest non-empty bucket (meaningless while total == 0) */
+    int32_t hi;       /* highest non-empty bucket (meaningless while total == 0) */
+    uint64_t total;   /* values in the store */
+    bool collapsed;   /* buckets below lo were folded into lo */
+} store_t;
 
 struct eddy_sketch_s {
-    side_t pos;           /* values >= MIN_INDEXABLE */
-    side_t neg;           /* values <= -MIN_INDEXABLE, by |value| */
-    uint64_t zero;        /* values in between */
-    uint64_t count;       /* all values */
-    double sum, min, max; /* exact */
+    store_t neg;    /* values <= -MIN_VALUE, under the mirrored index -index(|v|) */
+    store_t pos;    /* values >= MIN_VALUE, under index(v) */
+    uint64_t zero;  /* values with |v| < MIN_VALUE */
+    uint64_t count; /* zero + neg.total + pos.total */
+    double sum;     /* sum of every value added */
+    double min;     /* exact smallest value (meaningless while count == 0) */
+    double max;     /* exact largest value (meaningless while count == 0) */
 };
 
-static double gamma_value(void)
+/* The bucket of a magnitude >= EDDY_SKETCH_MIN_VALUE: i with mag in (gamma^(i-1), gamma^i]. */
+static int32_t index_of(double mag)
 {
-    return (1 + EDDY_SKETCH_ALPHA) / (1 - EDDY_SKETCH_ALPHA);
+    double i = ceil(log(mag) / LN_GAMMA);
+    if (i < INDEX_MIN)
+        return INDEX_MIN;
+    if (i > INDEX_MAX)
+        return INDEX_MAX;
+    return (int32_t)i;
 }
 
-static double log_gamma(void)
+/* The value reported for bucket i, (1 - a) gamma^i = 2 gamma^i / (gamma + 1): within
+ * a relative error of a of every magnitude in (gamma^(i-1), gamma^i]. */
+static double value_of(int32_t i)
 {
-    static double lg;
-    if (lg == 0) /* benign race: every thread computes the same value */
-        lg = log(gamma_value());
-    return lg;
+    return (1.0 - EDDY_SKETCH_ALPHA) * exp((double)i * LN_GAMMA);
 }
 
-static int32_t bucket_index(double v)
+/* --- stores ----------------------------------------------------------------- */
+
+/* The range the store must cover to also hold [want_lo, want_hi], cut to its
+ * highest MAX_BUCKETS buckets. True if that cut drops something (a collapse). */
+static bool store_target(const store_t *st, int32_t want_lo, int32_t want_hi, int32_t *lo,
+                         int32_t *hi)
 {
-    return (int32_t)ceil(log(v) / log_gamma());
+    int32_t l = want_lo, h = want_hi;
+    if (st->total > 0) {
+        if (st->lo < l)
+            l = st->lo;
+        if (st->hi > h)
+            h = st->hi;
+    }
+    bool collapse = h - l + 1 > MAX_BUCKETS;
+    if (collapse)
+        l = h - MAX_BUCKETS + 1;
+    *lo = l;
+    *hi = h;
+    return collapse;
 }
 
-/* The value reported for bucket i: within alpha of everything in it. */
-static double bucket_value(int32_t i)
+/* Makes the array at least `width` slots long, leaving every count where it is.
+ * The only step of an update that can fail, so it runs before any change. */
+static eddy_err_t store_reserve(store_t *st, int32_t width)
 {
-    return 2.0 * pow(gamma_value(), i) / (gamma_value() + 1.0);
+    assert(width >= 1 && width <= MAX_BUCKETS);
+    if (width <= st->cap)
+        return EDDY_OK;
+    int32_t cap = st->cap ? st->cap : INITIAL_CAP;
+    while (cap < width)
+        cap *= 2;
+    if (cap > MAX_BUCKETS)
+        cap = MAX_BUCKETS;
+    uint64_t *counts = realloc(st->counts, (size_t)cap * sizeof(*counts));
+    if (!counts)
+        return EDDY_ERR_NOMEM;
+    memset(counts + st->cap, 0, (size_t)(cap - st->cap) * sizeof(*counts));
+    st->counts = counts;
+    st->cap = cap;
+    return EDDY_OK;
 }
+
+/* Makes [lo, hi] (from store_target, room reserved) the store's range: folds the
+ * buckets below lo into lo and re-centres the counts in the array if it does not
+ * cover [lo, hi]. The caller then adds to the edge buckets that are still empty. */
+static void store_cover(store_t *st, int32_t lo, int32_t hi, bool collapse)
+{
+    assert(hi - lo + 1 <= st->cap);
+    uint64_t folded = 0;
+    int32_t keep_lo = lo, keep_hi = lo - 1; /* old non-empty range that survives */
+    if (st->total > 0) {
+        for (int32_t i = st->lo; i < lo && i <= st->hi; i++) {
+            folded += st->counts[i - st->offset];
+            st->counts[i - st->offset] = 0;
+        }
+        keep_lo = st->lo > lo ? st->lo : lo;
+        keep_hi = st->hi;
+    }
+    if (lo < st->offset || hi >= st->offset + st->cap) {
+        /* Slack on both sides: ranges tend to grow on either end. */
+        int32_t offset = lo - (st->cap - (hi - lo + 1)) / 2;
+        if (keep_lo <= keep_hi) {
+            size_t from = (size_t)(keep_lo - st->offset), to = (size_t)(keep_lo - offset);
+            size_t n = (size_t)(keep_hi - keep_lo + 1);
+            memmove(st->counts + to, st->counts + from, n * sizeof(*st->counts));
+            memset(st->counts, 0, to * sizeof(*st->counts));
+            memset(st->counts + to + n, 0, ((size_t)st->cap - to - n) * sizeof(*st->counts));
+        }
+        st->offset = offset;
+    }
+    st->counts[lo - st->offset] += folded;
+    st->lo = lo;
+    st->hi = hi;
+    st->collapsed |= collapse;
+}
+
+static eddy_err_t store_add(store_t *st, int32_t i)
+{
+    if (st->total == 0 || i < st->lo || i > st->hi) {
+        int32_t lo, hi;
+        bool collapse = store_target(st, i, i, &lo, &hi);
+        eddy_err_t err = store_reserve(st, hi - lo + 1);
+        if (err)
+            return err;
+        store_cover(st, lo, hi, collapse);
+        if (i < lo)
+            i = lo;
+    }
+    st->counts[i - st->offset]++;
+    st->total++;
+    return EDDY_OK;
+}
+
+static eddy_err_t store_reserve_merge(store_t *dst, const store_t *src)
+{
+    if (src->total == 0)
+        return EDDY_OK;
+    int32_t lo, hi;
+    store_target(dst, src->lo, src->hi, &lo, &hi);
+    return store_reserve(dst, hi - lo + 1);
+}
+
+/* dst += src, room reserved by store_reserve_merge. Works for dst == src. */
+static void store_merge(store_t *dst, const store_t *src)
+{
+    if (src->total == 0)
+        return;
+    int32_t src_lo = src->lo, src_hi = src->hi;
+    uint64_t src_total = src->total;
+    bool src_collapsed = src->collapsed;
+    int32_t lo, hi;
+    bool collapse = store_target(dst, src_lo, src_hi, &lo, &hi);
+    store_cover(dst, lo, hi, collapse);
+    for (int32_t i = src_lo; i <= src_hi; i++) {
+        int32_t j = i < dst->lo ? dst->lo : i;
+        dst->counts[j - dst->offset] += src->counts[i - src->offset];
+    }
+    dst->total += src_total;
+    dst->collapsed |= src_collapsed;
+}
+
+static void store_clear(store_t *st)
+{
+    if (st->total > 0)
+        memset(st->counts + (st->lo - st->offset), 0,
+               (size_t)(st->hi - st->lo + 1) * sizeof(*st->counts));
+    st->total = 0;
+    st->collapsed = false;
+}
+
+/* The bucket holding the value of 0-based rank `rank` (< total) in the store. */
+static int32_t store_find(const store_t *st, uint64_t rank)
+{
+    uint64_t seen = 0;
+    for (int32_t i = st->lo; i < st->hi; i++) {
+        seen += st->counts[i - st->offset];
+        if (seen > rank)
+            return i;
+    }
+    return st->hi;
+}
+
+/* --- the sketch --------------------------------------------------------------- */
 
 eddy_sketch_t *eddy_sketch_new(void)
 {
-    eddy_sketch_t *s = calloc(1, sizeof(*s));
-    if (s) {
-        s->min = INFINITY;
-        s->max = -INFINITY;
-    }
-    return s;
+    return calloc(1, sizeof(eddy_sketch_t));
+}
+
+static void sketch_free_stores(eddy_sketch_t *sketch)
+{
+    free(sketch->neg.counts);
+    free(sketch->pos.counts);
 }
 
 void eddy_sketch_destroy(eddy_sketch_t *sketch)
 {
     if (!sketch)
         return;
-    free(sketch->pos.counts);
-    free(sketch->neg.counts);
+    sketch_free_stores(sketch);
     free(sketch);
 }
 
-void eddy_sketch_reset(eddy_sketch_t *s)
+void eddy_sketch_reset(eddy_sketch_t *sketch)
 {
-    s->pos.n = s->neg.n = 0;
-    s->zero = s->count = 0;
-    s->sum = 0;
-    s->min = INFINITY;
-    s->max = -INFINITY;
+    store_clear(&sketch->neg);
+    store_clear(&sketch->pos);
+    sketch->zero = 0;
+    sketch->count = 0;
+    sketch->sum = 0;
 }
 
-/* Makes the side cover index i; returns the slot or -1 if out of memory. */
-static int32_t side_slot(side_t *sd, int32_t i)
+eddy_err_t eddy_sketch_add(eddy_sketch_t *sketch, double v)
 {
-    if (sd->n == 0) {
-        if (sd->cap < 16) {
-            uint64_t *c = realloc(sd->counts, 16 * sizeof(*c));
-            if (!c)
-                return -1;
-            sd->counts = c;
-            sd->cap = 16;
-        }
-        sd->offset = i;
-        sd->n = 1;
-        sd->counts[0] = 0;
-        return 0;
-    }
-    if (i >= sd->offset && i < sd->offset + sd->n)
-        return i - sd->offset;
-    int32_t lo = i < sd->offset ? i : sd->offset;
-    int32_t hi = i >= sd->offset + sd->n ? i + 1 : sd->offset + sd->n;
-    if (hi - lo > MAX_BUCKETS) {
-        /* Too wide: fold the lowest buckets so the range ends at hi. */
-        lo = hi - MAX_BUCKETS;
-        if (i < lo)
-            i = lo; /* a value below the kept range counts in the lowest bucket */
-        if (sd->offset < lo) {
-            int32_t fold = lo - sd->offset; /* buckets below lo */
-            uint64_t folded = 0;
-            for (int32_t k = 0; k < fold && k < sd->n; k++)
-                folded += sd->counts[k];
-            int32_t keep = sd->n - fold;
-            if (keep > 0) {
-                memmove(sd->counts, sd->counts + fold, (size_t)keep * sizeof(*sd->counts));
-                sd->counts[0] += folded;
-                sd->n = keep;
-            } else {
-                sd->counts[0] = folded;
-                sd->n = 1;
-            }
-            sd->offset = lo;
-        }
-        if (i >= sd->offset && i < sd->offset + sd->n)
-            return i - sd->offset;
-        if (i < sd->offset)
-            lo = i;
-        else
-            lo = sd->offset;
-    }
-    int32_t need = hi - lo;
-    if (need > sd->cap) {
-        int32_t cap = sd->cap * 2 > need ? sd->cap * 2 : need;
-        if (cap > MAX_BUCKETS)
-            cap = MAX_BUCKETS;
-        uint64_t *c = realloc(sd->counts, (size_t)cap * sizeof(*c));
-        if (!c)
-            return -1;
-        sd->counts = c;
-        sd->cap = cap;
-    }
-    if (lo < sd->offset) {
-        int32_t shift = sd->offset - lo;
-        memmove(sd->counts + shift, sd->counts, (size_t)sd->n * sizeof(*sd->counts));
-        memset(sd->counts, 0, (size_t)shift * sizeof(*sd->counts));
-        sd->offset = lo;
-        sd->n += shift;
-    }
-    if (hi > sd->offset + sd->n) {
-        memset(sd->counts + sd->n, 0, (size_t)(hi - sd->offset - sd->n) * sizeof(*sd->counts));
-        sd->n = hi - sd->offset;
-    }
-    return i - sd->offset;
-}
-
-static int side_add(side_t *sd, int32_t i, uint64_t n)
-{
-    int32_t slot = side_slot(sd, i);
-    if (slot < 0)
-        return -1;
-    sd->counts[slot] += n;
-    return 0;
-}
-
-void eddy_sketch_add(eddy_sketch_t *s, double v)
-{
-    if (isnan(v))
-        return;
-    int rc = 0;
-    if (v >= MIN_INDEXABLE)
-        rc = side_add(&s->pos, bucket_index(v), 1);
-    else if (v <= -MIN_INDEXABLE)
-        rc = side_add(&s->neg, bucket_index(-v), 1);
+    if (!isfinite(v))
+        return EDDY_ERR_INVALID;
+    if (v == 0.0) /* -0.0 too: otherwise min and max would depend on the order of adds */
+        v = 0.0;
+    eddy_err_t err = EDDY_OK;
+    if (v >= EDDY_SKETCH_MIN_VALUE)
+        err = store_add(&sketch->pos, index_of(v));
+    else if (v <= -EDDY_SKETCH_MIN_VALUE)
+        err = store_add(&sketch->neg, -index_of(-v));
     else
-        s->zero++;
-    if (rc)
-        return; /* out of memory: the value is not counted anywhere */
-    s->count++;
-    s->sum += v;
-    if (v < s->min)
-        s->min = v;
-    if (v > s->max)
-        s->max = v;
+        sketch->zero++;
+    if (err)
+        return err;
+    if (sketch->count == 0 || v < sketch->min)
+        sketch->min = v;
+    if (sketch->count == 0 || v > sketch->max)
+        sketch->max = v;
+    sketch->count++;
+    sketch->sum += v;
+    return EDDY_OK;
 }
 
 eddy_err_t eddy_sketch_merge(eddy_sketch_t *dst, const eddy_sketch_t *src)
 {
-    const side_t *sides[2] = {&src->pos, &src->neg};
-    side_t *dsides[2] = {&dst->pos, &dst->neg};
-    for (int k = 0; k < 2; k++)
-        for (int32_t j = 0; j < sides[k]->n; j++)
-            if (sides[k]->counts[j] &&
-                side_add(dsides[k], sides[k]->offset + j, sides[k]->counts[j]))
-                return EDDY_ERR_NOMEM;
+    if (src->count == 0)
+        return EDDY_OK;
+    /* Both allocations first, so that running out of memory changes nothing. */
+    eddy_err_t err = store_reserve_merge(&dst->neg, &src->neg);
+    if (!err)
+        err = store_reserve_merge(&dst->pos, &src->pos);
+    if (err)
+        return err;
+    store_merge(&dst->neg, &src->neg);
+    store_merge(&dst->pos, &src->pos);
+    if (dst->count == 0 || src->min < dst->min)
+        dst->min = src->min;
+    if (dst->count == 0 || src->max > dst->max)
+        dst->max = src->max;
     dst->zero += src->zero;
     dst->count += src->count;
     dst->sum += src->sum;
-    if (src->min < dst->min)
-        dst->min = src->min;
-    if (src->max > dst->max)
-        dst->max = src->max;
     return EDDY_OK;
 }
 
-double eddy_sketch_quantile(const eddy_sketch_t *s, double q)
+double eddy_sketch_quantile(const eddy_sketch_t *sketch, double q)
 {
-    if (s->count == 0 || isnan(q))
+    if (sketch->count == 0 || !(q >= 0.0 && q <= 1.0))
         return NAN;
-    if (q < 0)
-        q = 0;
-    if (q > 1)
-        q = 1;
-    double rank = floor(q * (double)(s->count - 1));
-    double seen = 0, v = NAN;
-    /* Ascending order: negatives from the largest magnitude down, zeros, positives. */
-    for (int32_t j = s->neg.n - 1; j >= 0 && isnan(v); j--) {
-        seen += (double)s->neg.counts[j];
-        if (seen > rank)
-            v = -bucket_value(s->neg.offset + j);
+    uint64_t last = sketch->count - 1;
+    uint64_t rank = (uint64_t)floor(q * (double)last);
+    if (rank > last) /* (double)last rounds up above 2^53 */
+        rank = last;
+    if (rank == 0)
+        return sketch->min;
+    if (rank == last)
+        return sketch->max;
+
+    double v;
+    if (rank < sketch->neg.total) {
+        v = -value_of(-store_find(&sketch->neg, rank));
+    } else {
+        rank -= sketch->neg.total;
+        if (rank < sketch->zero)
+            v = 0.0;
+        else
+            v = value_of(store_find(&sketch->pos, rank - sketch->zero));
     }
-    if (isnan(v)) {
-        seen += (double)s->zero;
-        if (seen > rank)
-            v = 0;
-    }
-    for (int32_t j = 0; j < s->pos.n && isnan(v); j++) {
-        seen += (double)s->pos.counts[j];
-        if (seen > rank)
-            v = bucket_value(s->pos.offset + j);
-    }
-    if (isnan(v))
-        v = s->max;
-    /* The exact extremes are known: never report beyond them. */
-    return v < s->min ? s->min : v > s->max ? s->max : v;
+    /* Only ever moves the estimate closer to the true value, and keeps a bucket
+     * at the edge of the double range from reporting infinity. */
+    if (v < sketch->min)
+        v = sketch->min;
+    if (v > sketch->max)
+        v = sketch->max;
+    return v;
 }
 
-uint64_t eddy_sketch_count(const eddy_sketch_t *s)
+uint64_t eddy_sketch_count(const eddy_sketch_t *sketch)
 {
-    return s->count;
+    return sketch->count;
 }
 
-double eddy_sketch_sum(const eddy_sketch_t *s)
+double eddy_sketch_sum(const eddy_sketch_t *sketch)
 {
-    return s->sum;
+    return sketch->sum;
 }
 
-double eddy_sketch_min(const eddy_sketch_t *s)
+double eddy_sketch_min(const eddy_sketch_t *sketch)
 {
-    return s->count ? s->min : NAN;
+    return sketch->count ? sketch->min : NAN;
 }
 
-double eddy_sketch_max(const eddy_sketch_t *s)
+double eddy_sketch_max(const eddy_sketch_t *sketch)
 {
-    return s->count ? s->max : NAN;
+    return sketch->count ? sketch->max : NAN;
+}
+
+bool eddy_sketch_collapsed(const eddy_sketch_t *sketch)
+{
+    return sketch->neg.collapsed || sketch->pos.collapsed;
 }
 
 /* --- serialization ------------------------------------------------------------ */
 
-static size_t varint_len(uint64_t v)
+typedef struct writer_s {
+    uint8_t *buf; /* output; NULL to only measure */
+    size_t cap;   /* bytes available at buf */
+    size_t len;   /* bytes produced so far, possibly more than cap */
+} writer_t;
+
+static void put_byte(writer_t *w, uint8_t b)
 {
-    size_t n = 1;
+    if (w->len < w->cap)
+        w->buf[w->len] = b;
+    w->len++;
+}
+
+static void put_varint(writer_t *w, uint64_t v)
+{
     while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
+        put_byte(w, (uint8_t)(v | 0x80));
         v >>= 7;
     }
-    *p++ = (uint8_t)v;
-    return p;
+    put_byte(w, (uint8_t)v);
 }
 
-static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+static void put_f64(writer_t *w, double d)
 {
-    *v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
-            return false;
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return true;
+    uint64_t u;
+    memcpy(&u, &d, sizeof(u));
+    for (int i = 0; i < 8; i++)
+        put_byte(w, (uint8_t)(u >> (8 * i)));
+}
+
+static uint64_t zigzag(int32_t v)
+{
+    return v < 0 ? ((uint64_t)(-(int64_t)v) << 1) - 1 : (uint64_t)v << 1;
+}
+
+static int64_t unzigzag(uint64_t z)
+{
+    return z & 1 ? -(int64_t)(z >> 1) - 1 : (int64_t)(z >> 1);
+}
+
+static void put_store(writer_t *w, const store_t *st)
+{
+    if (st->total == 0) {
+        put_varint(w, 0);
+        return;
     }
-    return false;
+    put_varint(w, (uint64_t)(st->hi - st->lo + 1));
+    put_varint(w, zigzag(st->lo));
+    for (int32_t i = st->lo; i <= st->hi; i++)
+        put_varint(w, st->counts[i - st->offset]);
 }
 
-static uint8_t *put_f64(uint8_t *p, double d)
+static size_t encode(const eddy_sketch_t *sketch, uint8_t *buf, size_t cap)
 {
-    uint64_t bits;
-    memcpy(&bits, &d, 8);
-    for (int i = 0; i < 8; i++)
-        *p++ = (uint8_t)(bits >> (8 * i));
-    return p;
+    writer_t w = {buf, cap, 0};
+    put_byte(&w, VERSION);
+    put_byte(&w, (uint8_t)((sketch->neg.collapsed ? FLAG_NEG_COLLAPSED : 0) |
+                           (sketch->pos.collapsed ? FLAG_POS_COLLAPSED : 0)));
+    put_varint(&w, sketch->count);
+    if (sketch->count > 0) {
+        put_f64(&w, sketch->sum);
+        put_f64(&w, sketch->min);
+        put_f64(&w, sketch->max);
+        put_varint(&w, sketch->zero);
+        put_store(&w, &sketch->neg);
+        put_store(&w, &sketch->pos);
+    }
+    return w.len;
 }
 
-static bool get_f64(const uint8_t **p, const uint8_t *end, double *d)
+size_t eddy_sketch_serialized_size(const eddy_sketch_t *sketch)
 {
-    if (end - *p < 8)
-        return false;
-    uint64_t bits = 0;
-    for (int i = 0; i < 8; i++)
-        bits |= (uint64_t)(*p)[i] << (8 * i);
-    *p += 8;
-    memcpy(d, &bits, 8);
-    return true;
+    return encode(sketch, NULL, 0);
 }
 
-static uint64_t zigzag(int64_t v)
+size_t eddy_sketch_serialize(const eddy_sketch_t *sketch, uint8_t *buf, size_t cap)
 {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    size_t len = encode(sketch, buf, cap);
+    return len <= cap ? len : 0;
 }
 
-static size_t side_size(const side_t *sd)
-{
-    size_t n = varint_len((uint64_t)sd->n) + varint_len(zigzag(sd->offset));
-    for (int32_t j = 0; j < sd->n; j++)
-        n += varint_len(sd->counts[j]);
-    return n;
-}
+typedef struct reader_s {
+    const uint8_t *p;   /* next byte */
+    const uint8_t *end; /* one past the last byte */
+    bool bad;           /* ran out or met a malformed varint; reads return 0 from then on */
+} reader_t;
 
-size_t eddy_sketch_serialized_size(const eddy_sketch_t *s)
+static uint8_t get_byte(reader_t *r)
 {
-    return 1 + varint_len(s->zero) + 24 + side_size(&s->pos) + side_size(&s->neg);
-}
-
-size_t eddy_sketch_serialize(const eddy_sketch_t *s, uint8_t *buf, size_t cap)
-{
-    size_t need = eddy_sketch_serialized_size(s);
-    if (cap < need)
+    if (r->bad || r->p == r->end) {
+        r->bad = true;
         return 0;
-    uint8_t *p = buf;
-    *p++ = VERSION;
-    p = put_varint(p, s->zero);
-    p = put_f64(p, s->sum);
-    p = put_f64(p, s->min);
-    p = put_f64(p, s->max);
-    const side_t *sides[2] = {&s->pos, &s->neg};
-    for (int k = 0; k < 2; k++) {
-        p = put_varint(p, (uint64_t)sides[k]->n);
-        p = put_varint(p, zigzag(sides[k]->offset));
-        for (int32_t j = 0; j < sides[k]->n; j++)
-            p = put_varint(p, sides[k]->counts[j]);
     }
-    return (size_t)(p - buf);
+    return *r->p++;
 }
 
-eddy_err_t eddy_sketch_deserialize(eddy_sketch_t *s, const uint8_t *buf, size_t len)
+/* A minimal LEB128 varint of at most 64 bits; anything else marks r bad. */
+static uint64_t get_varint(reader_t *r)
 {
-    const uint8_t *p = buf, *end = buf + len;
-    if (len < 1 || *p++ != VERSION)
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b = get_byte(r);
+        if (r->bad)
+            return 0;
+        if (shift == 63 && b > 1)
+            break;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (b == 0 && shift > 0) /* a redundant trailing zero group */
+                break;
+            return v;
+        }
+    }
+    r->bad = true;
+    return 0;
+}
+
+static double get_f64(reader_t *r)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u |= (uint64_t)get_byte(r) << (8 * i);
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
+}
+
+/* Reads one store into an empty st, accepting only what put_store writes for
+ * indices in [index_min, index_max]. */
+static eddy_err_t get_store(reader_t *r, store_t *st, int32_t index_min, int32_t index_max,
+                            bool collapsed)
+{
+    uint64_t span = get_varint(r);
+    if (r->bad || span > MAX_BUCKETS)
+        return EDDY_ERR_INVALID;
+    if (span == 0)
+        return collapsed ? EDDY_ERR_INVALID : EDDY_OK;
+    /* A collapsed store always spans exactly MAX_BUCKETS. */
+    if (collapsed && span != MAX_BUCKETS)
+        return EDDY_ERR_INVALID;
+    int64_t lo = unzigzag(get_varint(r));
+    if (r->bad || lo < index_min || lo + (int64_t)span - 1 > index_max)
+        return EDDY_ERR_INVALID;
+    /* Every count takes a byte at least: refuse before allocating for a lie. */
+    if (span > (uint64_t)(r->end - r->p))
+        return EDDY_ERR_INVALID;
+    eddy_err_t err = store_reserve(st, (int32_t)span);
+    if (err)
+        return err;
+    st->offset = (int32_t)lo;
+    st->lo = (int32_t)lo;
+    st->hi = (int32_t)(lo + (int64_t)span - 1);
+    for (uint64_t k = 0; k < span; k++) {
+        uint64_t c = get_varint(r);
+        if (r->bad || st->total + c < st->total)
+            return EDDY_ERR_INVALID;
+        if ((k == 0 || k == span - 1) && c == 0)
+            return EDDY_ERR_INVALID;
+        st->counts[k] = c;
+        st->total += c;
+    }
+    st->collapsed = collapsed;
+    return EDDY_OK;
+}
+
+static int sign_class(double v)
+{
+    return v >= EDDY_SKETCH_MIN_VALUE ? 1 : v <= -EDDY_SKETCH_MIN_VALUE ? -1 : 0;
+}
+
+/* Decodes buf into `out`, which starts zeroed; the caller frees its stores
+ * whatever the outcome. */
+static eddy_err_t decode(eddy_sketch_t *out, const uint8_t *buf, size_t len)
+{
+    reader_t r = {buf, buf + len, false};
+    uint8_t version = get_byte(&r);
+    uint8_t flags = get_byte(&r);
+    uint64_t count = get_varint(&r);
+    if (r.bad || version != VERSION || (flags & ~(FLAG_NEG_COLLAPSED | FLAG_POS_COLLAPSED)))
+        return EDDY_ERR_INVALID;
+    if (count == 0)
+        return flags == 0 && r.p == r.end ? EDDY_OK : EDDY_ERR_INVALID;
+
+    out->count = count;
+    out->sum = get_f64(&r);
+    out->min = get_f64(&r);
+    out->max = get_f64(&r);
+    out->zero = get_varint(&r);
+    if (r.bad || !isfinite(out->min) || !isfinite(out->max) || out->min > out->max)
+        return EDDY_ERR_INVALID;
+    eddy_err_t err = get_store(&r, &out->neg, -INDEX_MAX, -INDEX_MIN, flags & FLAG_NEG_COLLAPSED);
+    if (!err)
+        err = get_store(&r, &out->pos, INDEX_MIN, INDEX_MAX, flags & FLAG_POS_COLLAPSED);
+    if (err)
+        return err;
+    if (r.p != r.end)
+        return EDDY_ERR_INVALID;
+
+    uint64_t total = out->zero + out->neg.total;
+    if (total < out->zero || total + out->pos.total < total || total + out->pos.total != count)
+        return EDDY_ERR_INVALID;
+    /* min and max must fall in the lowest and the highest class holding values. */
+    int lowest = out->neg.total ? -1 : out->zero ? 0 : 1;
+    int highest = out->pos.total ? 1 : out->zero ? 0 : -1;
+    if (sign_class(out->min) != lowest || sign_class(out->max) != highest)
+        return EDDY_ERR_INVALID;
+    return EDDY_OK;
+}
+
+eddy_err_t eddy_sketch_deserialize(eddy_sketch_t *sketch, const uint8_t *buf, size_t len)
+{
+    if (!buf || len == 0)
         return EDDY_ERR_INVALID;
     eddy_sketch_t tmp = {0};
-    if (!get_varint(&p, end, &tmp.zero) || !get_f64(&p, end, &tmp.sum) ||
-        !get_f64(&p, end, &tmp.min) || !get_f64(&p, end, &tmp.max))
-        return EDDY_ERR_INVALID;
-    side_t *sides[2] = {&tmp.pos, &tmp.neg};
-    tmp.count = tmp.zero;
-    for (int k = 0; k < 2; k++) {
-        uint64_t n, zoff;
-        if (!get_varint(&p, end, &n) || n > MAX_BUCKETS || !get_varint(&p, end, &zoff))
-            goto bad;
-        int64_t off = (int64_t)(zoff >> 1) ^ -(int64_t)(zoff & 1);
-        if (off < -100000 || off > 100000)
-            goto bad;
-        if (n > 0) {
-            sides[k]->counts = malloc((size_t)n * sizeof(uint64_t));
-            if (!sides[k]->counts)
-                goto bad;
-            sides[k]->cap = (int32_t)n;
-        }
-        sides[k]->n = (int32_t)n;
-        sides[k]->offset = (int32_t)off;
-        for (uint64_t j = 0; j < n; j++) {
-            if (!get_varint(&p, end, &sides[k]->counts[j]))
-                goto bad;
-            tmp.count += sides[k]->counts[j];
-        }
+    eddy_err_t err = decode(&tmp, buf, len);
+    if (err) {
+        sketch_free_stores(&tmp);
+        return err;
     }
-    if (p != end || (tmp.count > 0 && !(tmp.min <= tmp.max)))
-        goto bad;
-    if (tmp.count == 0) {
-        tmp.min = INFINITY;
-        tmp.max = -INFINITY;
-    }
-    free(s->pos.counts);
-    free(s->neg.counts);
-    *s = tmp;
+    sketch_free_stores(sketch);
+    *sketch = tmp;
     return EDDY_OK;
-bad:
-    free(tmp.pos.counts);
-    free(tmp.neg.counts);
-    return EDDY_ERR_INVALID;
+}
+
+eddy_err_t eddy_sketch_merge_serialized(eddy_sketch_t *dst, const uint8_t *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return EDDY_ERR_INVALID;
+    eddy_sketch_t tmp = {0};
+    eddy_err_t err = decode(&tmp, buf, len);
+    if (!err)
+        err = eddy_sketch_merge(dst, &tmp);
+    sketch_free_stores(&tmp);
+    return err;
 }
