@@ -19,6 +19,7 @@ static const command_t commands[] = {
     {"broker", eddy_cmd_broker, "run the embedded Kafka-protocol test broker (mock cluster)"},
     {"gen", eddy_cmd_gen, "load generator: HTTP-log or user-activity events at a steady rate"},
     {"topology", eddy_cmd_topology, "check or describe a topology file"},
+    {"run", eddy_cmd_run, "run a topology: stream threads, RocksDB state, HTTP queries"},
 };
 
 static void usage(FILE *out)

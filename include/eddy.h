@@ -14,7 +14,6 @@
 #ifndef EDDY_H
 #define EDDY_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,52 +40,100 @@ const char *eddy_err_str(eddy_err_t err);
 /** The library version, "MAJOR.MINOR.PATCH". */
 const char *eddy_version(void);
 
-/* --- topologies ----------------------------------------------------------------
- * A topology declares what eddy computes: source topic(s), the event time field,
- * and window stores with their aggregates. Build one with these calls or load a
- * JSON file (docs/topology.md); both end in eddy_topology_finish(), which checks
- * cross references. A finished topology is immutable and may be shared by threads.
+/* --- topologies -----------------------------------------------------------------
+ * A topology declares what eddy computes: the source topic(s) and how to read an
+ * event's time, and window stores, each grouping events by some fields and keeping
+ * named aggregates per (window, group key). Build one with the calls below or load
+ * a JSON file (docs/topology.md; the loader uses these same calls), then freeze it
+ * with eddy_topology_finish(), which checks cross references. The engine only runs
+ * finished topologies.
+ *
+ * While it is being built a topology belongs to one thread. A finished topology
+ * never changes and may be read by any number of threads. Every string argument is
+ * copied; store definitions belong to their topology. A failed call changes
+ * nothing, so a builder may report the error and go on.
  */
 
 typedef struct eddy_topology_s eddy_topology_t;
 typedef struct eddy_store_def_s eddy_store_def_t;
 
-/** How the event time field is written. */
+/** How the event-time field is written. */
 typedef enum eddy_ts_format_e {
-    EDDY_TS_EPOCH_MS = 0, /**< integer milliseconds since the epoch */
-    EDDY_TS_ISO8601 = 1,  /**< "2024-01-15T10:30:00.123Z" */
+    EDDY_TS_EPOCH_MS = 0, /**< a number: milliseconds since the epoch */
+    EDDY_TS_ISO8601 = 1,  /**< a string: "2024-01-15T10:30:00.123Z" */
     EDDY_TS_AUTO = 2,     /**< either, decided per event by its JSON type */
 } eddy_ts_format_t;
 
-/** A new, empty topology; NULL if out of memory. */
-eddy_topology_t *eddy_topology_new(const char *name);
+/** When a store writes its windows to its sink topic. */
+typedef enum eddy_emit_e {
+    EDDY_EMIT_ON_CLOSE = 0, /**< once per window, when it closes (end + grace passed) */
+    EDDY_EMIT_UPDATES = 1,  /**< the windows that changed, at every commit */
+} eddy_emit_t;
+
+/** A new, empty topology named `name` (1 to 64 letters, digits, '.', '_' or '-').
+ *  NULL with errstr filled if the name is invalid or memory runs out. */
+eddy_topology_t *eddy_topology_new(const char *name, char *errstr, size_t errstr_size);
+
+/** Frees the topology and its store definitions. NULL is a no-op. */
 void eddy_topology_destroy(eddy_topology_t *topo);
 
+/** Free text saying what the topology is for (shown by `eddy topology describe`). */
+eddy_err_t eddy_topology_set_description(eddy_topology_t *topo, const char *text, char *errstr,
+                                         size_t errstr_size);
+
+/** Adds a source topic (a legal Kafka topic name, not listed yet). */
 eddy_err_t eddy_topology_add_source_topic(eddy_topology_t *topo, const char *topic, char *errstr,
                                           size_t errstr_size);
+
+/** Names the field holding each event's time; calling it again replaces it. */
 eddy_err_t eddy_topology_set_timestamp(eddy_topology_t *topo, const char *field,
                                        eddy_ts_format_t format, char *errstr, size_t errstr_size);
 
-/** Adds a store; the returned definition is owned by the topology. */
+/** Adds a store named `name` (1 to 64 letters, digits, '_' or '-'; unique), with
+ *  no window and no aggregate yet. NULL with errstr filled on failure. */
 eddy_store_def_t *eddy_topology_add_store(eddy_topology_t *topo, const char *name, char *errstr,
                                           size_t errstr_size);
+
+eddy_err_t eddy_store_def_set_description(eddy_store_def_t *store, const char *text, char *errstr,
+                                          size_t errstr_size);
+
+/** Appends a field to the store's group key. A store without group_by fields keeps
+ *  one group, the key "". */
 eddy_err_t eddy_store_def_group_by(eddy_store_def_t *store, const char *field, char *errstr,
                                    size_t errstr_size);
-/** Window sizes and times in milliseconds; grace defaults to 0, retention to 24 h. */
+
+/** Tumbling windows [k*size, (k+1)*size), aligned to the epoch. Sizes and times are
+ *  in milliseconds, at most 100 years. */
 eddy_err_t eddy_store_def_tumbling(eddy_store_def_t *store, int64_t size_ms, char *errstr,
                                    size_t errstr_size);
+
+/** Hopping windows [k*advance, k*advance + size): 0 < advance <= size, and one
+ *  event falls in at most 64 windows (size / advance rounded up). */
 eddy_err_t eddy_store_def_hopping(eddy_store_def_t *store, int64_t size_ms, int64_t advance_ms,
                                   char *errstr, size_t errstr_size);
+
+/** How long after its end a window still accepts events (default 0). */
 eddy_err_t eddy_store_def_grace(eddy_store_def_t *store, int64_t grace_ms, char *errstr,
                                 size_t errstr_size);
+
+/** How long windows are kept, counted from their start; at least size + grace
+ *  (checked by eddy_topology_finish). Default: 24 h, or size + grace if longer. */
 eddy_err_t eddy_store_def_retention(eddy_store_def_t *store, int64_t retention_ms, char *errstr,
                                     size_t errstr_size);
+
+/* Aggregates. `name` (1 to 64 letters, digits, '_' or '-'; not "key", "start" or
+ * "end") is unique in the store and names the value in query results and sink
+ * records. Fields are top-level keys of the event object. */
+
+/** Counts events. */
 eddy_err_t eddy_store_def_add_count(eddy_store_def_t *store, const char *name, char *errstr,
                                     size_t errstr_size);
-/** `where` is a predicate such as "status >= 500" or "region == \"eu-west-1\" and status >= 500".
- */
+/** Counts events for which `where` holds: comparisons FIELD OP LITERAL (== != < <= >
+ *  >=; a number, a "string" or 'string', true or false) joined by `and` / `or`, with
+ *  parentheses; e.g. "status >= 500" or "region == 'eu-west-1' and status >= 500". */
 eddy_err_t eddy_store_def_add_count_if(eddy_store_def_t *store, const char *name, const char *where,
                                        char *errstr, size_t errstr_size);
+/** Sum, minimum, maximum and mean of a numeric field. */
 eddy_err_t eddy_store_def_add_sum(eddy_store_def_t *store, const char *name, const char *field,
                                   char *errstr, size_t errstr_size);
 eddy_err_t eddy_store_def_add_min(eddy_store_def_t *store, const char *name, const char *field,
@@ -95,33 +142,51 @@ eddy_err_t eddy_store_def_add_max(eddy_store_def_t *store, const char *name, con
                                   char *errstr, size_t errstr_size);
 eddy_err_t eddy_store_def_add_mean(eddy_store_def_t *store, const char *name, const char *field,
                                    char *errstr, size_t errstr_size);
-/** Quantile q in (0, 1] of a numeric field, from a sketch with 1% relative error. */
+/** The q-quantile (0 < q <= 1; 0.99 for P99) of a numeric field, from a mergeable
+ *  sketch with bounded relative error. */
 eddy_err_t eddy_store_def_add_percentile(eddy_store_def_t *store, const char *name,
                                          const char *field, double q, char *errstr,
                                          size_t errstr_size);
-/** Approximate count of distinct values (HyperLogLog, standard error 0.81%). */
+/** Approximate number of distinct values of a field. */
 eddy_err_t eddy_store_def_add_distinct(eddy_store_def_t *store, const char *name, const char *field,
                                        char *errstr, size_t errstr_size);
-/** numerator / denominator, both names of count, count_if or sum aggregates of this store. */
+/** numerator / denominator: names of count, count_if or sum aggregates of the same
+ *  store, declared before or after this one (resolved by eddy_topology_finish). */
 eddy_err_t eddy_store_def_add_ratio(eddy_store_def_t *store, const char *name,
                                     const char *numerator, const char *denominator, char *errstr,
                                     size_t errstr_size);
-/** Sends the store's windows to `topic`: when they close ("on_close") or at every commit. */
-eddy_err_t eddy_store_def_sink(eddy_store_def_t *store, const char *topic, bool on_close,
+
+/** Produces the store's windows to `topic` (not a source topic) as `emit` says.
+ *  Stores without a sink are only queried. */
+eddy_err_t eddy_store_def_sink(eddy_store_def_t *store, const char *topic, eddy_emit_t emit,
                                char *errstr, size_t errstr_size);
 
-/** Validates the whole topology and builds its field table. */
+/** Checks the whole topology (a source, a timestamp, every store with a window and
+ *  aggregates, retention >= size + grace, ratio references, sinks) and builds its
+ *  field table. On success the topology is frozen: builder calls then fail with
+ *  EDDY_ERR_STATE. Calling it again on a finished topology returns EDDY_OK. */
 eddy_err_t eddy_topology_finish(eddy_topology_t *topo, char *errstr, size_t errstr_size);
 
-/** Loads and finishes a topology file. Errors name the file, the JSON path and
- *  what was expected. NULL on failure. */
+/** Loads and finishes a topology file (docs/topology.md). Errors name the file, the
+ *  JSON path and what was expected, e.g. `x.json: $.stores[1].window.size: expected
+ *  a duration such as "1m" or 60000, got "abc"`. NULL on failure. */
 eddy_topology_t *eddy_topology_load_file(const char *path, char *errstr, size_t errstr_size);
-/** The same from a string; `origin` names it in errors. */
+
+/** The same from a NUL-terminated string; `origin` names it in errors (NULL:
+ *  "<string>"). */
 eddy_topology_t *eddy_topology_load_string(const char *json, const char *origin, char *errstr,
                                            size_t errstr_size);
 
+/* Reading a topology. Indices run from 0 to count - 1; strings belong to the
+ * topology. */
+const char *eddy_topology_name(const eddy_topology_t *topo);
 size_t eddy_topology_source_count(const eddy_topology_t *topo);
 const char *eddy_topology_source_topic(const eddy_topology_t *topo, size_t i);
+size_t eddy_topology_store_count(const eddy_topology_t *topo);
+const eddy_store_def_t *eddy_topology_store(const eddy_topology_t *topo, size_t i);
+/** The store named `name`, or NULL. */
+const eddy_store_def_t *eddy_topology_store_by_name(const eddy_topology_t *topo, const char *name);
+const char *eddy_store_def_name(const eddy_store_def_t *store);
 
 #ifdef __cplusplus
 }

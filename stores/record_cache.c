@@ -148,6 +148,13 @@ void eddy_cache_foreach_dirty(eddy_cache_t *cache, eddy_cache_visit_fn *fn, void
             fn(cache->slots[i], opaque);
 }
 
+void eddy_cache_foreach(eddy_cache_t *cache, eddy_cache_visit_fn *fn, void *opaque)
+{
+    for (size_t i = 0; i < cache->capacity; i++)
+        if (cache->slots[i])
+            fn(cache->slots[i], opaque);
+}
+
 /* Removes slot i and shifts later members of its probe run back (no tombstones). */
 static void remove_slot(eddy_cache_t *cache, size_t i)
 {

@@ -47,6 +47,9 @@ typedef void(eddy_cache_visit_fn)(eddy_cache_entry_t *entry, void *opaque);
 /** Visits every dirty entry (order unspecified); the visitor may clear `dirty`. */
 void eddy_cache_foreach_dirty(eddy_cache_t *cache, eddy_cache_visit_fn *fn, void *opaque);
 
+/** Visits every entry (order unspecified). */
+void eddy_cache_foreach(eddy_cache_t *cache, eddy_cache_visit_fn *fn, void *opaque);
+
 /** Removes the clean entries whose window starts before `cutoff`; returns how
  *  many were removed. Dirty entries stay until they were committed. */
 size_t eddy_cache_evict_before(eddy_cache_t *cache, int64_t cutoff);

@@ -1,9 +1,11 @@
 /*
- * cmd_topology.c — `eddy topology check|describe FILE`: validate a topology file
- * and show its graph (source -> stores -> sinks), as text or as JSON (--json; the
- * dashboard and /api/topology use the same rendering, eddy_topology_to_json).
+ * cmd_topology.c — `eddy topology check|describe`: validate topology files and
+ * show a topology's graph (source -> stores -> sinks, and the event fields it
+ * reads), as text or as JSON (--json, the same rendering as the HTTP API).
+ * Runs on the main thread; stdout gets the result, stderr the errors.
  */
 #include "engine/cli.h"
+#include "topology/predicate.h"
 #include "topology/topology_int.h"
 #include "topology/topology_json.h"
 
@@ -12,123 +14,181 @@
 #include <string.h>
 
 static const char topology_help[] =
-    "usage: eddy topology check FILE\n"
+    "usage: eddy topology check FILE...\n"
     "       eddy topology describe [--json] FILE\n"
     "\n"
-    "check     validates a topology file; prints 'FILE: ok (N stores)' or the error,\n"
-    "          which names the file, the JSON path and what was expected (exit 1)\n"
-    "describe  prints the graph: source topics -> stores (group by, window,\n"
-    "          aggregates) -> sink topics, and the event fields the topology reads;\n"
-    "          --json prints it as JSON\n"
+    "Topology files declare what eddy computes: the source topic(s), how to read each\n"
+    "event's time, and window stores with their group keys, windows, aggregates and\n"
+    "sink topics. The format is described in docs/topology.md; examples are in\n"
+    "topology/examples/.\n"
     "\n"
-    "The file format is described in docs/topology.md; examples are in\n"
-    "topology/examples/.\n";
+    "check     validates each FILE; prints 'FILE: ok (N stores)' on stdout, or on\n"
+    "          stderr one line naming the file, the JSON path and what was expected\n"
+    "describe  prints the graph: source topics -> each store (group by, window,\n"
+    "          aggregates, sink) and the table of event fields the topology reads\n"
+    "\n"
+    "options:\n"
+    "  --json      (describe) print the topology as JSON instead, durations in ms\n"
+    "  -h, --help  this help\n"
+    "\n"
+    "Exit codes: 0 valid, 1 a file is invalid or unreadable, 2 usage error.\n";
 
-static const char *op_name(eddy_agg_op_t op)
+static void print_window(const eddy_window_spec_t *w)
 {
-    static const char *const names[] = {"count", "count_if",   "sum",      "min",  "max",
-                                        "mean",  "percentile", "distinct", "ratio"};
-    return names[op];
+    char size[48], advance[48], grace[48], retention[48];
+    eddy_duration_format(w->size_ms, size, sizeof(size));
+    eddy_duration_format(w->advance_ms, advance, sizeof(advance));
+    eddy_duration_format(w->grace_ms, grace, sizeof(grace));
+    eddy_duration_format(w->retention_ms, retention, sizeof(retention));
+    if (w->type == EDDY_WINDOW_TUMBLING)
+        printf("tumbling %s", size);
+    else
+        printf("hopping %s advancing %s (up to %zu windows per event)", size, advance,
+               eddy_window_max_per_event(w));
+    printf(", grace %s, retention %s\n", grace, retention);
+}
+
+static void print_aggregate(const eddy_agg_def_t *agg, int width)
+{
+    printf("%-*s  %s", width, agg->name, eddy_agg_op_name(agg->op));
+    switch (agg->op) {
+    case EDDY_AGG_COUNT:
+        break;
+    case EDDY_AGG_COUNT_IF:
+        printf(" where %s", eddy_predicate_text(agg->predicate));
+        break;
+    case EDDY_AGG_PERCENTILE:
+        printf(" %g of %s", agg->q, agg->field_name);
+        break;
+    case EDDY_AGG_RATIO:
+        printf(" %s / %s", agg->num_name, agg->den_name);
+        break;
+    default:
+        printf(" of %s", agg->field_name);
+    }
+    printf("\n");
 }
 
 static void describe_text(const eddy_topology_t *topo)
 {
     printf("topology %s\n", topo->name);
-    printf("  source: ");
+    if (topo->description)
+        printf("  %s\n", topo->description);
+    printf("\nsource ");
     for (size_t i = 0; i < topo->n_sources; i++)
         printf("%s%s", i ? ", " : "", topo->sources[i]);
-    printf("  (event time: %s, %s)\n", topo->ts_field_name,
-           topo->ts_format == EDDY_TS_EPOCH_MS  ? "epoch ms"
-           : topo->ts_format == EDDY_TS_ISO8601 ? "ISO-8601"
-                                                : "epoch ms or ISO-8601");
+    printf(" (JSON events; event time: field \"%s\", %s)\n", topo->ts_field_name,
+           eddy_ts_format_name(topo->ts_format));
     for (size_t i = 0; i < topo->n_stores; i++) {
         const eddy_store_def_t *s = topo->stores[i];
-        char size[32], advance[32], grace[32], retention[32];
-        eddy_duration_format(s->window.size_ms, size, sizeof(size));
-        eddy_duration_format(s->window.advance_ms, advance, sizeof(advance));
-        eddy_duration_format(s->window.grace_ms, grace, sizeof(grace));
-        eddy_duration_format(s->window.retention_ms, retention, sizeof(retention));
-        printf("    |\n    +-> store %s\n", s->name);
-        printf("          group by: ");
+        const char *bar = i + 1 < topo->n_stores ? "|" : " ";
+        printf("  |\n  +-> store %s\n", s->name);
+        if (s->description)
+            printf("  %s     %s\n", bar, s->description);
+        printf("  %s     group by    ", bar);
         if (s->n_group == 0)
-            printf("(one global group)");
+            printf("(nothing: one group of all events, key \"\")");
         for (size_t g = 0; g < s->n_group; g++)
             printf("%s%s", g ? ", " : "", s->group_names[g]);
-        if (s->window.type == EDDY_WINDOW_TUMBLING)
-            printf("\n          window:   tumbling %s", size);
-        else
-            printf("\n          window:   hopping %s every %s", size, advance);
-        printf(", grace %s, retention %s\n", grace, retention);
+        printf("\n  %s     window      ", bar);
+        print_window(&s->window);
+        int width = 0;
+        for (size_t a = 0; a < s->n_aggregates; a++)
+            if ((int)strlen(s->aggregates[a].name) > width)
+                width = (int)strlen(s->aggregates[a].name);
         for (size_t a = 0; a < s->n_aggregates; a++) {
-            const eddy_agg_def_t *d = &s->aggregates[a];
-            printf("          %-18s %s", d->name, op_name(d->op));
-            if (d->op == EDDY_AGG_COUNT_IF)
-                printf(" where %s", d->predicate->text);
-            else if (d->op == EDDY_AGG_PERCENTILE)
-                printf(" %g of %s", d->q, d->field_name);
-            else if (d->op == EDDY_AGG_RATIO)
-                printf(" %s / %s", d->num_name, d->den_name);
-            else if (d->field_name)
-                printf(" of %s", d->field_name);
-            printf("\n");
+            printf("  %s     %s", bar, a == 0 ? "aggregates  " : "            ");
+            print_aggregate(&s->aggregates[a], width);
         }
+        printf("  %s     sink        ", bar);
         if (s->sink_topic)
-            printf("          -> sink %s (%s)\n", s->sink_topic,
-                   s->sink_emit == EDDY_EMIT_ON_CLOSE ? "closed windows" : "every update");
+            printf("-> %s (emit %s)\n", s->sink_topic, eddy_emit_name(s->sink_emit));
+        else
+            printf("none (served by queries only)\n");
     }
-    printf("  fields read: ");
+    static const char *const use_names[] = {"timestamp", "group_by", "numeric", "distinct",
+                                            "predicate"};
+    int width = 4;
     for (size_t i = 0; i < topo->n_fields; i++)
-        printf("%s%s", i ? ", " : "", topo->fields[i]);
+        if ((int)strlen(topo->fields[i]) > width)
+            width = (int)strlen(topo->fields[i]);
+    printf("\nfields read from each event (%zu):\n", topo->n_fields);
+    printf("  slot  %-*s  need    used by\n", width, "name");
+    for (size_t i = 0; i < topo->n_fields; i++) {
+        printf("  %-4zu  %-*s  %-6s  ", i, width, topo->fields[i],
+               eddy_field_need_name(topo->field_needs[i]));
+        const char *sep = "";
+        for (unsigned b = 0; b < 5; b++)
+            if (topo->field_uses[i] & (1u << b)) {
+                printf("%s%s", sep, use_names[b]);
+                sep = ", ";
+            }
+        printf("\n");
+    }
+}
+
+static int describe_json(const eddy_topology_t *topo)
+{
+    json_t *j = eddy_topology_to_json(topo);
+    if (!j || json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0) {
+        json_decref(j);
+        fprintf(stderr, "eddy topology: out of memory\n");
+        return EDDY_EXIT_FAIL;
+    }
+    json_decref(j);
     printf("\n");
+    return EDDY_EXIT_OK;
 }
 
 int eddy_cmd_topology(int argc, char **argv)
 {
-    if (argc < 2)
-        return eddy_cli_usage_error("topology", "expected 'check FILE' or 'describe FILE'");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(topology_help, stdout);
-        return EDDY_EXIT_OK;
-    }
-    const char *sub = argv[1];
-    bool as_json = false;
-    const char *file = NULL;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(topology_help, stdout);
             return EDDY_EXIT_OK;
-        } else if (!strcmp(argv[i], "--json") && !strcmp(sub, "describe")) {
-            as_json = true;
-        } else if (argv[i][0] == '-') {
-            return eddy_cli_usage_error("topology", "unknown option '%s'", argv[i]);
-        } else if (file) {
-            return eddy_cli_usage_error("topology", "unexpected argument '%s'", argv[i]);
-        } else {
-            file = argv[i];
         }
-    }
-    if (strcmp(sub, "check") && strcmp(sub, "describe"))
+    if (argc < 2)
+        return eddy_cli_usage_error("topology", "expected a subcommand: check or describe");
+    const char *sub = argv[1];
+    bool describe = !strcmp(sub, "describe");
+    if (!describe && strcmp(sub, "check"))
         return eddy_cli_usage_error("topology", "unknown subcommand '%s' (check or describe)", sub);
-    if (!file)
+    bool as_json = false, options = true;
+    const char *files[argc];
+    int n_files = 0;
+    for (int i = 2; i < argc; i++) {
+        if (options && !strcmp(argv[i], "--"))
+            options = false;
+        else if (options && describe && !strcmp(argv[i], "--json"))
+            as_json = true;
+        else if (options && argv[i][0] == '-' && argv[i][1])
+            return eddy_cli_usage_error("topology", "%s: unknown option '%s'", sub, argv[i]);
+        else
+            files[n_files++] = argv[i];
+    }
+    if (n_files == 0)
         return eddy_cli_usage_error("topology", "%s needs a FILE", sub);
+    if (describe && n_files > 1)
+        return eddy_cli_usage_error("topology", "describe takes one FILE, got %d", n_files);
 
-    char errstr[1024];
-    eddy_topology_t *topo = eddy_topology_load_file(file, errstr, sizeof(errstr));
-    if (!topo) {
-        fprintf(stderr, "%s\n", errstr);
-        return EDDY_EXIT_FAIL;
+    int rc = EDDY_EXIT_OK;
+    for (int i = 0; i < n_files; i++) {
+        char errstr[1024];
+        eddy_topology_t *topo = eddy_topology_load_file(files[i], errstr, sizeof(errstr));
+        if (!topo) {
+            fprintf(stderr, "%s\n", errstr);
+            rc = EDDY_EXIT_FAIL;
+            continue;
+        }
+        if (!describe)
+            printf("%s: ok (%zu %s)\n", files[i], topo->n_stores,
+                   topo->n_stores == 1 ? "store" : "stores");
+        else if (as_json)
+            rc = describe_json(topo);
+        else
+            describe_text(topo);
+        eddy_topology_destroy(topo);
     }
-    if (!strcmp(sub, "check")) {
-        printf("%s: ok (%zu stores)\n", file, topo->n_stores);
-    } else if (as_json) {
-        json_t *j = eddy_topology_to_json(topo);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        puts(s);
-        free(s);
-        json_decref(j);
-    } else {
-        describe_text(topo);
-    }
-    eddy_topology_destroy(topo);
-    return EDDY_EXIT_OK;
+    fflush(stdout);
+    return rc;
 }

@@ -1,49 +1,136 @@
 /*
- * topology.c — the topology builder, its validation, and the small pieces of
- * topology semantics every other module uses: window starts, group keys,
- * durations. The JSON loader (loader.c) is a client of the builder calls here.
+ * topology.c — the topology builder (eddy.h), its validation, the field table
+ * and group keys (topology_int.h).
  *
- * Built and finished on one thread; read-only afterwards.
+ * Each builder call checks its own arguments and changes nothing when it fails;
+ * what depends on several calls (retention >= size + grace, ratio references, a
+ * sink that is no source) is checked per store by eddy_store_def_check() and for
+ * the whole by eddy_topology_finish(), which then builds the field table and binds
+ * every field reference to its slot. Every failure also records a JSON path into
+ * the file format (topo->err_path), so the loader can say where the problem is.
+ * Built on one thread; read-only, by any thread, once finished.
  */
-#include "eddy.h"
+#include "topology/topology_int.h"
 #include "engine/util.h"
 #include "topology/predicate.h"
-#include "topology/topology_int.h"
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_RETENTION_MS (24LL * 3600 * 1000)
+/* Records where the next error is, printf-style, relative to "$.". */
+static void blame(eddy_topology_t *topo, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-eddy_topology_t *eddy_topology_new(const char *name)
+static void blame(eddy_topology_t *topo, const char *fmt, ...)
 {
-    eddy_topology_t *topo = calloc(1, sizeof(*topo));
-    if (!topo)
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(topo->err_path, sizeof(topo->err_path), fmt, ap);
+    va_end(ap);
+}
+
+/* Builder calls on a finished topology fail: the engine may be reading it. */
+static eddy_err_t check_open(eddy_topology_t *topo, char *errstr, size_t errstr_size)
+{
+    if (!topo->finished)
+        return EDDY_OK;
+    blame(topo, "%s", "");
+    return eddy_errf(EDDY_ERR_STATE, errstr, errstr_size,
+                     "topology \"%s\" is finished and can no longer change", topo->name);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* 1..max bytes of letters, digits and the characters in `extra`. */
+static bool valid_name(const char *s, const char *extra, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+            return false;
+    return true;
+}
+
+/* Kafka's rule for topic names. */
+static eddy_err_t check_topic(const char *topic, char *errstr, size_t errstr_size)
+{
+    if (!valid_name(topic, "._-", EDDY_TOPIC_NAME_MAX) || !strcmp(topic, ".") ||
+        !strcmp(topic, ".."))
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "expected a Kafka topic name (1 to %d letters, digits, '.', '_' or "
+                         "'-'), got \"%.100s\"",
+                         EDDY_TOPIC_NAME_MAX, topic);
+    return EDDY_OK;
+}
+
+static eddy_err_t check_field(const char *field, const char *what, char *errstr, size_t errstr_size)
+{
+    size_t n = strlen(field);
+    bool ok = n > 0 && n <= EDDY_FIELD_NAME_MAX;
+    for (const char *p = field; ok && *p; p++)
+        ok = !iscntrl((unsigned char)*p);
+    if (!ok)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "expected %s: an event field name of 1 to %d bytes without control "
+                         "characters, got \"%.100s\"",
+                         what, EDDY_FIELD_NAME_MAX, field);
+    return EDDY_OK;
+}
+
+/* --- the topology ----------------------------------------------------------------- */
+
+eddy_topology_t *eddy_topology_new(const char *name, char *errstr, size_t errstr_size)
+{
+    if (!valid_name(name, "._-", EDDY_NAME_MAX)) {
+        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                  "expected a topology name of 1 to %d letters, digits, '.', '_' or '-', got "
+                  "\"%.100s\"",
+                  EDDY_NAME_MAX, name);
         return NULL;
-    topo->name = strdup(name ? name : "topology");
+    }
+    eddy_topology_t *topo = calloc(1, sizeof(*topo));
+    if (!topo || !(topo->name = strdup(name))) {
+        free(topo);
+        eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
     topo->ts_field = -1;
     topo->ts_format = EDDY_TS_AUTO;
     return topo;
 }
 
-static void free_store(eddy_store_def_t *s)
+static void free_store(eddy_store_def_t *store)
 {
-    free(s->name);
-    for (size_t i = 0; i < s->n_group; i++)
-        free(s->group_names[i]);
-    for (size_t i = 0; i < s->n_aggregates; i++) {
-        eddy_agg_def_t *a = &s->aggregates[i];
-        free(a->name);
-        free(a->num_name);
-        free(a->den_name);
-        free(a->field_name);
-        eddy_predicate_destroy(a->predicate);
+    free(store->name);
+    free(store->description);
+    for (size_t i = 0; i < store->n_group; i++)
+        free(store->group_names[i]);
+    for (size_t i = 0; i < store->n_aggregates; i++) {
+        eddy_agg_def_t *agg = &store->aggregates[i];
+        free(agg->name);
+        free(agg->field_name);
+        free(agg->num_name);
+        free(agg->den_name);
+        eddy_predicate_destroy(agg->predicate);
     }
-    free(s->sink_topic);
-    free(s);
+    free(store->sink_topic);
+    free(store);
+}
+
+static void clear_fields(eddy_topology_t *topo)
+{
+    for (size_t i = 0; i < topo->n_fields; i++)
+        free(topo->fields[i]);
+    topo->n_fields = 0;
 }
 
 void eddy_topology_destroy(eddy_topology_t *topo)
@@ -51,75 +138,95 @@ void eddy_topology_destroy(eddy_topology_t *topo)
     if (!topo)
         return;
     free(topo->name);
+    free(topo->description);
     for (size_t i = 0; i < topo->n_sources; i++)
         free(topo->sources[i]);
     free(topo->ts_field_name);
     for (size_t i = 0; i < topo->n_stores; i++)
         free_store(topo->stores[i]);
-    for (size_t i = 0; i < topo->n_fields; i++)
-        free(topo->fields[i]);
+    clear_fields(topo);
     free(topo);
 }
 
-/* --- builder ----------------------------------------------------------------- */
-
-static bool valid_name(const char *s)
+eddy_err_t eddy_topology_set_description(eddy_topology_t *topo, const char *text, char *errstr,
+                                         size_t errstr_size)
 {
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
-            return false;
-    return true;
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    char *copy = strdup(text);
+    if (!copy)
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    free(topo->description);
+    topo->description = copy;
+    return EDDY_OK;
 }
 
 eddy_err_t eddy_topology_add_source_topic(eddy_topology_t *topo, const char *topic, char *errstr,
                                           size_t errstr_size)
 {
-    if (!*topic || strlen(topic) > 249)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "a topic name must have 1 to 249 characters");
-    for (const char *p = topic; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
-            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                             "topic '%s' has '%c'; Kafka allows letters, digits, '.', '_', '-'",
-                             topic, *p);
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "source.topic");
+    if ((err = check_topic(topic, errstr, errstr_size)))
+        return err;
     for (size_t i = 0; i < topo->n_sources; i++)
         if (!strcmp(topo->sources[i], topic))
-            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "topic '%s' is listed twice",
-                             topic);
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "source topic \"%s\" is listed twice", topic);
     if (topo->n_sources == EDDY_TOPOLOGY_MAX_SOURCES)
         return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "at most %d source topics",
                          EDDY_TOPOLOGY_MAX_SOURCES);
-    topo->sources[topo->n_sources++] = strdup(topic);
+    if (!(topo->sources[topo->n_sources] = strdup(topic)))
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    topo->n_sources++;
     return EDDY_OK;
 }
 
 eddy_err_t eddy_topology_set_timestamp(eddy_topology_t *topo, const char *field,
                                        eddy_ts_format_t format, char *errstr, size_t errstr_size)
 {
-    if (!*field)
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "source.timestamp.field");
+    if ((err = check_field(field, "the event-time field", errstr, errstr_size)))
+        return err;
+    if (!eddy_ts_format_name(format)) {
+        blame(topo, "source.timestamp.format");
         return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "the timestamp field name is empty");
+                         "expected a timestamp format (epoch_ms, iso8601 or auto), got %d",
+                         (int)format);
+    }
+    char *copy = strdup(field);
+    if (!copy)
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
     free(topo->ts_field_name);
-    topo->ts_field_name = strdup(field);
+    topo->ts_field_name = copy;
     topo->ts_format = format;
     return EDDY_OK;
 }
 
+/* --- stores ------------------------------------------------------------------------- */
+
 eddy_store_def_t *eddy_topology_add_store(eddy_topology_t *topo, const char *name, char *errstr,
                                           size_t errstr_size)
 {
-    if (!valid_name(name)) {
+    if (check_open(topo, errstr, errstr_size))
+        return NULL;
+    blame(topo, "stores[%zu].name", topo->n_stores);
+    if (!valid_name(name, "_-", EDDY_NAME_MAX)) {
         eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                  "store name '%s' must be letters, digits, '_' or '-' (it names a column "
-                  "family and a changelog topic)",
-                  name);
+                  "expected a store name of 1 to %d letters, digits, '_' or '-' (it names a "
+                  "state store, a changelog topic and a URL), got \"%.100s\"",
+                  EDDY_NAME_MAX, name);
         return NULL;
     }
     for (size_t i = 0; i < topo->n_stores; i++)
         if (!strcmp(topo->stores[i]->name, name)) {
-            eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "store '%s' is declared twice", name);
+            eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                      "duplicate store name \"%s\" (already used by stores[%zu])", name, i);
             return NULL;
         }
     if (topo->n_stores == EDDY_TOPOLOGY_MAX_STORES) {
@@ -127,35 +234,83 @@ eddy_store_def_t *eddy_topology_add_store(eddy_topology_t *topo, const char *nam
                   EDDY_TOPOLOGY_MAX_STORES);
         return NULL;
     }
-    eddy_store_def_t *s = calloc(1, sizeof(*s));
-    s->name = strdup(name);
-    s->window.retention_ms = -1; /* default resolved at finish */
-    topo->stores[topo->n_stores++] = s;
-    return s;
+    eddy_store_def_t *store = calloc(1, sizeof(*store));
+    if (!store || !(store->name = strdup(name))) {
+        free(store);
+        eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    store->topo = topo;
+    store->index = topo->n_stores;
+    store->sink_emit = EDDY_EMIT_ON_CLOSE;
+    topo->stores[topo->n_stores++] = store;
+    return store;
+}
+
+eddy_err_t eddy_store_def_set_description(eddy_store_def_t *store, const char *text, char *errstr,
+                                          size_t errstr_size)
+{
+    eddy_err_t err = check_open(store->topo, errstr, errstr_size);
+    if (err)
+        return err;
+    char *copy = strdup(text);
+    if (!copy)
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    free(store->description);
+    store->description = copy;
+    return EDDY_OK;
 }
 
 eddy_err_t eddy_store_def_group_by(eddy_store_def_t *store, const char *field, char *errstr,
                                    size_t errstr_size)
 {
-    if (!*field)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "a group_by field name is empty");
-    if (store->n_group == EDDY_MAX_GROUP_FIELDS)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "at most %d group_by fields",
-                         EDDY_MAX_GROUP_FIELDS);
+    eddy_topology_t *topo = store->topo;
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "stores[%zu].group_by[%zu]", store->index, store->n_group);
+    if ((err = check_field(field, "a group_by field", errstr, errstr_size)))
+        return err;
     for (size_t i = 0; i < store->n_group; i++)
         if (!strcmp(store->group_names[i], field))
             return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                             "group_by field '%s' is listed twice", field);
-    store->group_names[store->n_group++] = strdup(field);
+                             "group_by field \"%s\" is listed twice", field);
+    if (store->n_group == EDDY_MAX_GROUP_FIELDS)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "at most %d group_by fields",
+                         EDDY_MAX_GROUP_FIELDS);
+    if (!(store->group_names[store->n_group] = strdup(field)))
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    store->group_fields[store->n_group++] = -1;
     return EDDY_OK;
+}
+
+/* A window duration in (min, EDDY_DURATION_MAX_MS]; `what` names it. */
+static eddy_err_t check_duration(int64_t ms, int64_t min, const char *what, char *errstr,
+                                 size_t errstr_size)
+{
+    if (ms >= min && ms <= EDDY_DURATION_MAX_MS)
+        return EDDY_OK;
+    char got[48] = "";
+    if (ms >= 0)
+        eddy_duration_format(ms, got, sizeof(got));
+    else
+        snprintf(got, sizeof(got), "%lld ms", (long long)ms);
+    return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                     "expected %s %s of at most 100 years, "
+                     "got %s",
+                     min > 0 ? "a positive" : "a non-negative", what, got);
 }
 
 eddy_err_t eddy_store_def_tumbling(eddy_store_def_t *store, int64_t size_ms, char *errstr,
                                    size_t errstr_size)
 {
-    if (size_ms <= 0)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "window size must be positive, got %lld ms", (long long)size_ms);
+    eddy_topology_t *topo = store->topo;
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "stores[%zu].window.size", store->index);
+    if ((err = check_duration(size_ms, 1, "window size", errstr, errstr_size)))
+        return err;
     store->window.type = EDDY_WINDOW_TUMBLING;
     store->window.size_ms = size_ms;
     store->window.advance_ms = size_ms;
@@ -166,17 +321,29 @@ eddy_err_t eddy_store_def_tumbling(eddy_store_def_t *store, int64_t size_ms, cha
 eddy_err_t eddy_store_def_hopping(eddy_store_def_t *store, int64_t size_ms, int64_t advance_ms,
                                   char *errstr, size_t errstr_size)
 {
-    if (size_ms <= 0 || advance_ms <= 0)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "window size and advance must be positive");
+    eddy_topology_t *topo = store->topo;
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "stores[%zu].window.size", store->index);
+    if ((err = check_duration(size_ms, 1, "window size", errstr, errstr_size)))
+        return err;
+    blame(topo, "stores[%zu].window.advance", store->index);
+    if ((err = check_duration(advance_ms, 1, "advance", errstr, errstr_size)))
+        return err;
+    char size[48], advance[48];
+    eddy_duration_format(size_ms, size, sizeof(size));
+    eddy_duration_format(advance_ms, advance, sizeof(advance));
     if (advance_ms > size_ms)
         return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "advance (%lld ms) must not exceed the window size (%lld ms)",
-                         (long long)advance_ms, (long long)size_ms);
-    if (size_ms / advance_ms > 64)
+                         "the advance (%s) must not exceed the window size (%s)", advance, size);
+    eddy_window_spec_t w = {
+        .type = EDDY_WINDOW_HOPPING, .size_ms = size_ms, .advance_ms = advance_ms};
+    if (eddy_window_max_per_event(&w) > EDDY_WINDOWS_PER_EVENT_MAX)
         return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "size / advance must be at most 64 (each event updates that many "
-                         "windows)");
+                         "a %s window advancing by %s puts each event in %zu windows; at most "
+                         "%d are allowed (use a larger advance)",
+                         size, advance, eddy_window_max_per_event(&w), EDDY_WINDOWS_PER_EVENT_MAX);
     store->window.type = EDDY_WINDOW_HOPPING;
     store->window.size_ms = size_ms;
     store->window.advance_ms = advance_ms;
@@ -187,8 +354,13 @@ eddy_err_t eddy_store_def_hopping(eddy_store_def_t *store, int64_t size_ms, int6
 eddy_err_t eddy_store_def_grace(eddy_store_def_t *store, int64_t grace_ms, char *errstr,
                                 size_t errstr_size)
 {
-    if (grace_ms < 0)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "grace must not be negative");
+    eddy_topology_t *topo = store->topo;
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "stores[%zu].window.grace", store->index);
+    if ((err = check_duration(grace_ms, 0, "grace period", errstr, errstr_size)))
+        return err;
     store->window.grace_ms = grace_ms;
     return EDDY_OK;
 }
@@ -196,231 +368,423 @@ eddy_err_t eddy_store_def_grace(eddy_store_def_t *store, int64_t grace_ms, char 
 eddy_err_t eddy_store_def_retention(eddy_store_def_t *store, int64_t retention_ms, char *errstr,
                                     size_t errstr_size)
 {
-    if (retention_ms <= 0)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "retention must be positive");
+    eddy_topology_t *topo = store->topo;
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "stores[%zu].window.retention", store->index);
+    if ((err = check_duration(retention_ms, 1, "retention", errstr, errstr_size)))
+        return err;
     store->window.retention_ms = retention_ms;
+    store->has_retention = true;
     return EDDY_OK;
 }
 
-static eddy_agg_def_t *add_agg(eddy_store_def_t *store, const char *name, eddy_agg_op_t op,
-                               const char *field, char *errstr, size_t errstr_size)
+/* --- aggregates ------------------------------------------------------------------------ */
+
+/* Checks the name and the field of a new aggregate; blames the store's next
+ * aggregate. Returns the slot to fill (not yet counted) or NULL. */
+static eddy_agg_def_t *check_agg(eddy_store_def_t *store, const char *name, const char *field,
+                                 char *errstr, size_t errstr_size)
 {
-    if (!valid_name(name)) {
+    eddy_topology_t *topo = store->topo;
+    if (check_open(topo, errstr, errstr_size))
+        return NULL;
+    size_t i = store->n_aggregates;
+    blame(topo, "stores[%zu].aggregates[%zu].name", store->index, i);
+    if (!valid_name(name, "_-", EDDY_NAME_MAX)) {
         eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                  "aggregate name '%s' must be letters, digits, '_' or '-'", name);
+                  "expected an aggregate name of 1 to %d letters, digits, '_' or '-', got "
+                  "\"%.100s\"",
+                  EDDY_NAME_MAX, name);
         return NULL;
     }
     if (!strcmp(name, "key") || !strcmp(name, "start") || !strcmp(name, "end")) {
         eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                  "aggregate name '%s' is reserved (windows already have key, start, end)", name);
+                  "\"%s\" is reserved: every window result already has key, start and end", name);
         return NULL;
     }
-    for (size_t i = 0; i < store->n_aggregates; i++)
-        if (!strcmp(store->aggregates[i].name, name)) {
-            eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                      "aggregate '%s' is declared twice in store '%s'", name, store->name);
-            return NULL;
-        }
-    if (store->n_aggregates == EDDY_MAX_AGGREGATES) {
+    int dup = eddy_store_def_aggregate_index(store, name);
+    if (dup >= 0) {
+        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                  "duplicate aggregate name \"%s\" in store \"%s\" (already used by "
+                  "aggregates[%d])",
+                  name, store->name, dup);
+        return NULL;
+    }
+    if (i == EDDY_MAX_AGGREGATES) {
         eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "at most %d aggregates per store",
                   EDDY_MAX_AGGREGATES);
         return NULL;
     }
-    if (field && !*field) {
-        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "aggregate '%s': empty field name", name);
-        return NULL;
+    if (field) {
+        blame(topo, "stores[%zu].aggregates[%zu].field", store->index, i);
+        if (check_field(field, "a field", errstr, errstr_size))
+            return NULL;
     }
-    eddy_agg_def_t *a = &store->aggregates[store->n_aggregates++];
-    memset(a, 0, sizeof(*a));
-    a->name = strdup(name);
-    a->op = op;
-    a->field = -1;
-    a->numerator = a->denominator = -1;
-    a->field_name = field ? strdup(field) : NULL;
-    return a;
+    eddy_agg_def_t *agg = &store->aggregates[i];
+    memset(agg, 0, sizeof(*agg));
+    agg->field = agg->numerator = agg->denominator = -1;
+    return agg;
+}
+
+/* Fills and counts the aggregate check_agg returned; takes ownership of pred. */
+static eddy_err_t commit_agg(eddy_store_def_t *store, eddy_agg_def_t *agg, eddy_agg_op_t op,
+                             const char *name, const char *field, const char *num, const char *den,
+                             eddy_predicate_t *pred, char *errstr, size_t errstr_size)
+{
+    agg->op = op;
+    agg->name = strdup(name);
+    agg->field_name = dup_or_null(field);
+    agg->num_name = dup_or_null(num);
+    agg->den_name = dup_or_null(den);
+    agg->predicate = pred;
+    if (!agg->name || (field && !agg->field_name) || (num && !agg->num_name) ||
+        (den && !agg->den_name)) {
+        free(agg->name);
+        free(agg->field_name);
+        free(agg->num_name);
+        free(agg->den_name);
+        eddy_predicate_destroy(pred);
+        memset(agg, 0, sizeof(*agg));
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    }
+    store->n_aggregates++;
+    return EDDY_OK;
+}
+
+static eddy_err_t add_field_agg(eddy_store_def_t *store, eddy_agg_op_t op, const char *name,
+                                const char *field, char *errstr, size_t errstr_size)
+{
+    eddy_agg_def_t *agg = check_agg(store, name, field, errstr, errstr_size);
+    if (!agg)
+        return store->topo->finished ? EDDY_ERR_STATE : EDDY_ERR_INVALID;
+    return commit_agg(store, agg, op, name, field, NULL, NULL, NULL, errstr, errstr_size);
 }
 
 eddy_err_t eddy_store_def_add_count(eddy_store_def_t *store, const char *name, char *errstr,
                                     size_t errstr_size)
 {
-    return add_agg(store, name, EDDY_AGG_COUNT, NULL, errstr, errstr_size) ? EDDY_OK
-                                                                           : EDDY_ERR_INVALID;
+    return add_field_agg(store, EDDY_AGG_COUNT, name, NULL, errstr, errstr_size);
 }
 
 eddy_err_t eddy_store_def_add_count_if(eddy_store_def_t *store, const char *name, const char *where,
                                        char *errstr, size_t errstr_size)
 {
+    eddy_agg_def_t *agg = check_agg(store, name, NULL, errstr, errstr_size);
+    if (!agg)
+        return store->topo->finished ? EDDY_ERR_STATE : EDDY_ERR_INVALID;
+    blame(store->topo, "stores[%zu].aggregates[%zu].where", store->index, store->n_aggregates);
     eddy_predicate_t *pred = eddy_predicate_parse(where, errstr, errstr_size);
     if (!pred)
         return EDDY_ERR_INVALID;
-    eddy_agg_def_t *a = add_agg(store, name, EDDY_AGG_COUNT_IF, NULL, errstr, errstr_size);
-    if (!a) {
-        eddy_predicate_destroy(pred);
-        return EDDY_ERR_INVALID;
-    }
-    a->predicate = pred;
-    return EDDY_OK;
+    for (size_t i = 0; i < eddy_predicate_field_count(pred); i++)
+        if (check_field(eddy_predicate_field_name(pred, i), "a field", errstr, errstr_size)) {
+            eddy_predicate_destroy(pred);
+            return EDDY_ERR_INVALID;
+        }
+    return commit_agg(store, agg, EDDY_AGG_COUNT_IF, name, NULL, NULL, NULL, pred, errstr,
+                      errstr_size);
 }
 
-#define FIELD_AGG(fn, op)                                                                          \
-    eddy_err_t fn(eddy_store_def_t *store, const char *name, const char *field, char *errstr,      \
-                  size_t errstr_size)                                                              \
-    {                                                                                              \
-        return add_agg(store, name, op, field, errstr, errstr_size) ? EDDY_OK : EDDY_ERR_INVALID;  \
-    }
-FIELD_AGG(eddy_store_def_add_sum, EDDY_AGG_SUM)
-FIELD_AGG(eddy_store_def_add_min, EDDY_AGG_MIN)
-FIELD_AGG(eddy_store_def_add_max, EDDY_AGG_MAX)
-FIELD_AGG(eddy_store_def_add_mean, EDDY_AGG_MEAN)
-FIELD_AGG(eddy_store_def_add_distinct, EDDY_AGG_DISTINCT)
+eddy_err_t eddy_store_def_add_sum(eddy_store_def_t *store, const char *name, const char *field,
+                                  char *errstr, size_t errstr_size)
+{
+    return add_field_agg(store, EDDY_AGG_SUM, name, field, errstr, errstr_size);
+}
+
+eddy_err_t eddy_store_def_add_min(eddy_store_def_t *store, const char *name, const char *field,
+                                  char *errstr, size_t errstr_size)
+{
+    return add_field_agg(store, EDDY_AGG_MIN, name, field, errstr, errstr_size);
+}
+
+eddy_err_t eddy_store_def_add_max(eddy_store_def_t *store, const char *name, const char *field,
+                                  char *errstr, size_t errstr_size)
+{
+    return add_field_agg(store, EDDY_AGG_MAX, name, field, errstr, errstr_size);
+}
+
+eddy_err_t eddy_store_def_add_mean(eddy_store_def_t *store, const char *name, const char *field,
+                                   char *errstr, size_t errstr_size)
+{
+    return add_field_agg(store, EDDY_AGG_MEAN, name, field, errstr, errstr_size);
+}
+
+eddy_err_t eddy_store_def_add_distinct(eddy_store_def_t *store, const char *name, const char *field,
+                                       char *errstr, size_t errstr_size)
+{
+    return add_field_agg(store, EDDY_AGG_DISTINCT, name, field, errstr, errstr_size);
+}
 
 eddy_err_t eddy_store_def_add_percentile(eddy_store_def_t *store, const char *name,
                                          const char *field, double q, char *errstr,
                                          size_t errstr_size)
 {
-    if (!(q > 0 && q <= 1))
+    eddy_agg_def_t *agg = check_agg(store, name, field, errstr, errstr_size);
+    if (!agg)
+        return store->topo->finished ? EDDY_ERR_STATE : EDDY_ERR_INVALID;
+    if (!(q > 0 && q <= 1)) {
+        blame(store->topo, "stores[%zu].aggregates[%zu].q", store->index, store->n_aggregates);
         return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "percentile '%s': q must be in (0, 1], e.g. 0.99, got %g", name, q);
-    eddy_agg_def_t *a = add_agg(store, name, EDDY_AGG_PERCENTILE, field, errstr, errstr_size);
-    if (!a)
-        return EDDY_ERR_INVALID;
-    a->q = q;
-    return EDDY_OK;
+                         "expected a quantile q in (0, 1] such as 0.99 for P99, got %g", q);
+    }
+    eddy_err_t err = commit_agg(store, agg, EDDY_AGG_PERCENTILE, name, field, NULL, NULL, NULL,
+                                errstr, errstr_size);
+    if (!err)
+        agg->q = q;
+    return err;
 }
 
 eddy_err_t eddy_store_def_add_ratio(eddy_store_def_t *store, const char *name,
                                     const char *numerator, const char *denominator, char *errstr,
                                     size_t errstr_size)
 {
-    eddy_agg_def_t *a = add_agg(store, name, EDDY_AGG_RATIO, NULL, errstr, errstr_size);
-    if (!a)
-        return EDDY_ERR_INVALID;
-    a->num_name = strdup(numerator);
-    a->den_name = strdup(denominator);
-    return EDDY_OK;
+    eddy_agg_def_t *agg = check_agg(store, name, NULL, errstr, errstr_size);
+    if (!agg)
+        return store->topo->finished ? EDDY_ERR_STATE : EDDY_ERR_INVALID;
+    const char *const refs[2] = {numerator, denominator};
+    static const char *const keys[2] = {"numerator", "denominator"};
+    for (int r = 0; r < 2; r++)
+        if (!*refs[r]) {
+            blame(store->topo, "stores[%zu].aggregates[%zu].%s", store->index, store->n_aggregates,
+                  keys[r]);
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "expected the name of a count, count_if or sum aggregate of store "
+                             "\"%s\", got \"\"",
+                             store->name);
+        }
+    return commit_agg(store, agg, EDDY_AGG_RATIO, name, NULL, numerator, denominator, NULL, errstr,
+                      errstr_size);
 }
 
-eddy_err_t eddy_store_def_sink(eddy_store_def_t *store, const char *topic, bool on_close,
+eddy_err_t eddy_store_def_sink(eddy_store_def_t *store, const char *topic, eddy_emit_t emit,
                                char *errstr, size_t errstr_size)
 {
-    eddy_topology_t probe = {0};
-    eddy_err_t err = eddy_topology_add_source_topic(&probe, topic, errstr, errstr_size);
+    eddy_topology_t *topo = store->topo;
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
     if (err)
         return err;
-    free(probe.sources[0]);
+    blame(topo, "stores[%zu].sink.topic", store->index);
+    if ((err = check_topic(topic, errstr, errstr_size)))
+        return err;
+    if (!eddy_emit_name(emit)) {
+        blame(topo, "stores[%zu].sink.emit", store->index);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "expected an emit mode (on_close or updates), got %d", (int)emit);
+    }
+    char *copy = strdup(topic);
+    if (!copy)
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
     free(store->sink_topic);
-    store->sink_topic = strdup(topic);
-    store->sink_emit = on_close ? EDDY_EMIT_ON_CLOSE : EDDY_EMIT_UPDATES;
+    store->sink_topic = copy;
+    store->sink_emit = emit;
     return EDDY_OK;
 }
 
-/* --- finish -------------------------------------------------------------------- */
+/* --- checks and the field table ---------------------------------------------------------- */
 
-static int field_index(eddy_topology_t *topo, const char *name, eddy_field_need_t need)
+int eddy_store_def_aggregate_index(const eddy_store_def_t *store, const char *name)
 {
-    for (size_t i = 0; i < topo->n_fields; i++)
-        if (!strcmp(topo->fields[i], name)) {
-            if (need > topo->field_needs[i])
-                topo->field_needs[i] = need;
-            return (int)i;
-        }
-    if (topo->n_fields == EDDY_TOPOLOGY_MAX_FIELDS)
-        return -1;
-    topo->fields[topo->n_fields] = strdup(name);
-    topo->field_needs[topo->n_fields] = need;
-    return (int)topo->n_fields++;
-}
-
-static int agg_index(const eddy_store_def_t *s, const char *name)
-{
-    for (size_t i = 0; i < s->n_aggregates; i++)
-        if (!strcmp(s->aggregates[i].name, name))
+    for (size_t i = 0; i < store->n_aggregates; i++)
+        if (!strcmp(store->aggregates[i].name, name))
             return (int)i;
     return -1;
+}
+
+/* Resolves one side of a ratio; blames it on failure. */
+static eddy_err_t resolve_ratio_ref(eddy_store_def_t *store, size_t a, const char *key,
+                                    const char *ref, int *out, char *errstr, size_t errstr_size)
+{
+    eddy_topology_t *topo = store->topo;
+    blame(topo, "stores[%zu].aggregates[%zu].%s", store->index, a, key);
+    int i = eddy_store_def_aggregate_index(store, ref);
+    if (i < 0) {
+        const char *near = NULL;
+        size_t best = SIZE_MAX;
+        for (size_t k = 0; k < store->n_aggregates; k++) {
+            size_t d = eddy_topology_hint_distance(ref, store->aggregates[k].name);
+            if (d < best) {
+                best = d;
+                near = store->aggregates[k].name;
+            }
+        }
+        char hint[EDDY_NAME_MAX + 32] = "";
+        if (near)
+            snprintf(hint, sizeof(hint), "; did you mean \"%s\"?", near);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "no aggregate named \"%.100s\" in store \"%s\"%s", ref, store->name, hint);
+    }
+    eddy_agg_op_t op = store->aggregates[i].op;
+    if (op != EDDY_AGG_COUNT && op != EDDY_AGG_COUNT_IF && op != EDDY_AGG_SUM)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "a ratio divides count, count_if or sum aggregates, but \"%s\" is a %s",
+                         ref, eddy_agg_op_name(op));
+    *out = i;
+    return EDDY_OK;
+}
+
+eddy_err_t eddy_store_def_check(eddy_store_def_t *store, char *errstr, size_t errstr_size)
+{
+    eddy_topology_t *topo = store->topo;
+    eddy_window_spec_t *w = &store->window;
+    if (!store->has_window) {
+        blame(topo, "stores[%zu].window", store->index);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "store \"%s\" has no window",
+                         store->name);
+    }
+    if (store->n_aggregates == 0) {
+        blame(topo, "stores[%zu].aggregates", store->index);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "store \"%s\" has no aggregate",
+                         store->name);
+    }
+    if (store->has_retention && w->retention_ms < w->size_ms + w->grace_ms) {
+        char retention[48], size[48], grace[48], sum[48];
+        eddy_duration_format(w->retention_ms, retention, sizeof(retention));
+        eddy_duration_format(w->size_ms, size, sizeof(size));
+        eddy_duration_format(w->grace_ms, grace, sizeof(grace));
+        eddy_duration_format(w->size_ms + w->grace_ms, sum, sizeof(sum));
+        blame(topo, "stores[%zu].window.retention", store->index);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "expected a retention of at least size + grace = %s + %s = %s (or "
+                         "windows are deleted before they close), got %s",
+                         size, grace, sum, retention);
+    }
+    if (!store->has_retention)
+        w->retention_ms = EDDY_RETENTION_DEFAULT_MS > w->size_ms + w->grace_ms
+                              ? EDDY_RETENTION_DEFAULT_MS
+                              : w->size_ms + w->grace_ms;
+    for (size_t a = 0; a < store->n_aggregates; a++) {
+        eddy_agg_def_t *agg = &store->aggregates[a];
+        if (agg->op != EDDY_AGG_RATIO)
+            continue;
+        eddy_err_t err;
+        if ((err = resolve_ratio_ref(store, a, "numerator", agg->num_name, &agg->numerator, errstr,
+                                     errstr_size)) ||
+            (err = resolve_ratio_ref(store, a, "denominator", agg->den_name, &agg->denominator,
+                                     errstr, errstr_size)))
+            return err;
+    }
+    if (store->sink_topic)
+        for (size_t i = 0; i < topo->n_sources; i++)
+            if (!strcmp(topo->sources[i], store->sink_topic)) {
+                blame(topo, "stores[%zu].sink.topic", store->index);
+                return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                                 "the sink topic \"%s\" is also a source topic; the store "
+                                 "would read its own output",
+                                 store->sink_topic);
+            }
+    blame(topo, "%s", "");
+    return EDDY_OK;
+}
+
+/* The slot of `name`, added if new; `need` and `use` accumulate. -1 if the
+ * table is full. */
+static int field_slot(eddy_topology_t *topo, const char *name, eddy_field_need_t need, unsigned use)
+{
+    int i = eddy_topology_field_index(topo, name);
+    if (i < 0) {
+        if (topo->n_fields == EDDY_TOPOLOGY_MAX_FIELDS ||
+            !(topo->fields[topo->n_fields] = strdup(name)))
+            return -1;
+        i = (int)topo->n_fields++;
+        topo->field_needs[i] = EDDY_FIELD_ANY;
+        topo->field_uses[i] = 0;
+    }
+    if (need > topo->field_needs[i])
+        topo->field_needs[i] = need;
+    topo->field_uses[i] |= use;
+    return i;
+}
+
+/* Builds the field table and binds every reference; false if it overflows (the
+ * path of the reference that did not fit is blamed). */
+static bool build_field_table(eddy_topology_t *topo)
+{
+    clear_fields(topo);
+    blame(topo, "source.timestamp.field");
+    if ((topo->ts_field = field_slot(topo, topo->ts_field_name, EDDY_FIELD_SCALAR,
+                                     EDDY_FIELD_USE_TIMESTAMP)) < 0)
+        return false;
+    for (size_t s = 0; s < topo->n_stores; s++) {
+        eddy_store_def_t *store = topo->stores[s];
+        for (size_t g = 0; g < store->n_group; g++) {
+            blame(topo, "stores[%zu].group_by[%zu]", s, g);
+            if ((store->group_fields[g] = field_slot(topo, store->group_names[g], EDDY_FIELD_SCALAR,
+                                                     EDDY_FIELD_USE_GROUP_BY)) < 0)
+                return false;
+        }
+        for (size_t a = 0; a < store->n_aggregates; a++) {
+            eddy_agg_def_t *agg = &store->aggregates[a];
+            if (agg->field_name) {
+                bool distinct = agg->op == EDDY_AGG_DISTINCT;
+                blame(topo, "stores[%zu].aggregates[%zu].field", s, a);
+                agg->field = field_slot(
+                    topo, agg->field_name, distinct ? EDDY_FIELD_SCALAR : EDDY_FIELD_NUMBER,
+                    distinct ? EDDY_FIELD_USE_DISTINCT : EDDY_FIELD_USE_NUMERIC);
+                if (agg->field < 0)
+                    return false;
+            }
+            for (size_t f = 0; agg->predicate && f < eddy_predicate_field_count(agg->predicate);
+                 f++) {
+                blame(topo, "stores[%zu].aggregates[%zu].where", s, a);
+                int slot = field_slot(topo, eddy_predicate_field_name(agg->predicate, f),
+                                      EDDY_FIELD_ANY, EDDY_FIELD_USE_PREDICATE);
+                if (slot < 0)
+                    return false;
+                eddy_predicate_bind(agg->predicate, f, slot);
+            }
+        }
+    }
+    return true;
 }
 
 eddy_err_t eddy_topology_finish(eddy_topology_t *topo, char *errstr, size_t errstr_size)
 {
     if (topo->finished)
         return EDDY_OK;
-    if (topo->n_sources == 0)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "no source topic declared");
-    if (!topo->ts_field_name)
+    if (topo->n_sources == 0) {
+        blame(topo, "source");
         return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "no timestamp field declared (the event time of each record)");
-    if (topo->n_stores == 0)
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "no stores declared");
-    topo->ts_field = field_index(topo, topo->ts_field_name, EDDY_FIELD_ANY);
-    for (size_t i = 0; i < topo->n_stores; i++) {
-        eddy_store_def_t *s = topo->stores[i];
-        if (!s->has_window)
-            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "store '%s' has no window",
-                             s->name);
-        if (s->n_aggregates == 0)
-            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "store '%s' has no aggregates",
-                             s->name);
-        eddy_window_spec_t *w = &s->window;
-        if (w->retention_ms < 0)
-            w->retention_ms = DEFAULT_RETENTION_MS > w->size_ms + w->grace_ms
-                                  ? DEFAULT_RETENTION_MS
-                                  : w->size_ms + w->grace_ms;
-        if (w->retention_ms < w->size_ms + w->grace_ms)
-            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                             "store '%s': retention (%lld ms) must be at least window size + "
-                             "grace (%lld ms), or windows vanish before they close",
-                             s->name, (long long)w->retention_ms,
-                             (long long)(w->size_ms + w->grace_ms));
-        for (size_t g = 0; g < s->n_group; g++)
-            if ((s->group_fields[g] = field_index(topo, s->group_names[g], EDDY_FIELD_SCALAR)) < 0)
-                goto too_many_fields;
-        for (size_t a = 0; a < s->n_aggregates; a++) {
-            eddy_agg_def_t *d = &s->aggregates[a];
-            if (d->field_name) {
-                eddy_field_need_t need =
-                    d->op == EDDY_AGG_DISTINCT ? EDDY_FIELD_SCALAR : EDDY_FIELD_NUMBER;
-                if ((d->field = field_index(topo, d->field_name, need)) < 0)
-                    goto too_many_fields;
-            }
-            if (d->predicate) {
-                for (int t = 0; t < d->predicate->n_terms; t++) {
-                    eddy_pred_term_t *term = &d->predicate->terms[t];
-                    if ((term->field = field_index(topo, eddy_predicate_field_name(d->predicate, t),
-                                                   EDDY_FIELD_ANY)) < 0)
-                        goto too_many_fields;
-                }
-            }
-            if (d->op == EDDY_AGG_RATIO) {
-                d->numerator = agg_index(s, d->num_name);
-                d->denominator = agg_index(s, d->den_name);
-                const char *bad = d->numerator < 0     ? d->num_name
-                                  : d->denominator < 0 ? d->den_name
-                                                       : NULL;
-                if (bad)
-                    return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                                     "store '%s': ratio '%s' refers to '%s', which is not an "
-                                     "aggregate of this store",
-                                     s->name, d->name, bad);
-                int refs[2] = {d->numerator, d->denominator};
-                for (int r = 0; r < 2; r++) {
-                    eddy_agg_op_t op = s->aggregates[refs[r]].op;
-                    if (op != EDDY_AGG_COUNT && op != EDDY_AGG_COUNT_IF && op != EDDY_AGG_SUM)
-                        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                                         "store '%s': ratio '%s' must divide count, count_if or "
-                                         "sum aggregates; '%s' is none of them",
-                                         s->name, d->name, s->aggregates[refs[r]].name);
-                }
-            }
-        }
+                         "no source topic: a topology reads at least one topic");
     }
+    if (!topo->ts_field_name) {
+        blame(topo, "source.timestamp");
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "no timestamp field: every event needs an event time");
+    }
+    if (topo->n_stores == 0) {
+        blame(topo, "stores");
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "no store: a topology computes at least one");
+    }
+    for (size_t s = 0; s < topo->n_stores; s++) {
+        eddy_err_t err = eddy_store_def_check(topo->stores[s], errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    if (!build_field_table(topo)) {
+        clear_fields(topo);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "the topology reads more than %d distinct event fields",
+                         EDDY_TOPOLOGY_MAX_FIELDS);
+    }
+    blame(topo, "%s", "");
     topo->finished = true;
     return EDDY_OK;
-too_many_fields:
-    return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                     "the topology reads more than %d distinct event fields",
-                     EDDY_TOPOLOGY_MAX_FIELDS);
 }
 
-/* --- accessors ------------------------------------------------------------------ */
+/* --- reading ------------------------------------------------------------------------------ */
+
+const char *eddy_topology_error_path(const eddy_topology_t *topo)
+{
+    return topo->err_path;
+}
+
+const char *eddy_topology_name(const eddy_topology_t *topo)
+{
+    return topo->name;
+}
 
 size_t eddy_topology_source_count(const eddy_topology_t *topo)
 {
@@ -450,6 +814,11 @@ const eddy_store_def_t *eddy_topology_store_by_name(const eddy_topology_t *topo,
     return NULL;
 }
 
+const char *eddy_store_def_name(const eddy_store_def_t *store)
+{
+    return store->name;
+}
+
 size_t eddy_topology_field_count(const eddy_topology_t *topo)
 {
     return topo->n_fields;
@@ -458,6 +827,14 @@ size_t eddy_topology_field_count(const eddy_topology_t *topo)
 const char *eddy_topology_field_name(const eddy_topology_t *topo, size_t i)
 {
     return topo->fields[i];
+}
+
+int eddy_topology_field_index(const eddy_topology_t *topo, const char *name)
+{
+    for (size_t i = 0; i < topo->n_fields; i++)
+        if (!strcmp(topo->fields[i], name))
+            return (int)i;
+    return -1;
 }
 
 int eddy_topology_timestamp_field(const eddy_topology_t *topo)
@@ -470,104 +847,132 @@ eddy_ts_format_t eddy_topology_timestamp_format(const eddy_topology_t *topo)
     return topo->ts_format;
 }
 
-/* --- semantics -------------------------------------------------------------------- */
+/* --- group keys ----------------------------------------------------------------------------- */
 
-static int64_t floor_div(int64_t a, int64_t b)
+/* A number in the shortest text that reads back as the same double; integers
+ * without a fraction or exponent while they are exact (|v| < 2^53). */
+static size_t format_number(double v, char *buf, size_t cap)
 {
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-size_t eddy_window_starts(const eddy_window_spec_t *w, int64_t ts, int64_t *starts, size_t cap)
-{
-    /* The latest window holding ts starts at the last multiple of advance <= ts;
-     * earlier ones every advance back while they still reach past ts. */
-    int64_t last = floor_div(ts, w->advance_ms) * w->advance_ms;
-    size_t n = 0;
-    for (int64_t s = last; s > ts - w->size_ms; s -= w->advance_ms)
-        n++;
-    size_t k = n < cap ? n : cap;
-    int64_t first = last - (int64_t)(n - 1) * w->advance_ms;
-    for (size_t i = 0; i < k; i++)
-        starts[i] = first + (int64_t)i * w->advance_ms;
-    return n;
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        return (size_t)snprintf(buf, cap, "%lld", (long long)v);
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return strlen(buf);
 }
 
 bool eddy_store_group_key(const eddy_store_def_t *store, const eddy_value_t *values, char *key,
                           size_t cap, size_t *key_len)
 {
     size_t n = 0;
+    bool escape = store->n_group > 1;
     for (size_t g = 0; g < store->n_group; g++) {
         const eddy_value_t *v = &values[store->group_fields[g]];
-        char num[40];
+        char num[32];
         const char *text;
         size_t len;
-        if (v->type == EDDY_VALUE_STRING) {
+        switch (v->type) {
+        case EDDY_VALUE_STRING:
             text = v->str;
             len = v->len;
-        } else if (v->type == EDDY_VALUE_NUMBER) {
-            if (v->num == floor(v->num) && fabs(v->num) < 9e15)
-                len = (size_t)snprintf(num, sizeof(num), "%lld", (long long)v->num);
-            else
-                len = (size_t)snprintf(num, sizeof(num), "%.17g", v->num);
+            break;
+        case EDDY_VALUE_NUMBER:
+            len = format_number(v->num, num, sizeof(num));
             text = num;
-        } else {
+            break;
+        case EDDY_VALUE_BOOL:
+            text = v->num != 0 ? "true" : "false";
+            len = strlen(text);
+            break;
+        default:
+            *key_len = 0;
             return false;
         }
         if (g > 0) {
-            if (n + 1 > cap)
-                return false;
-            key[n++] = '|';
+            if (n + 1 < cap)
+                key[n] = '|';
+            n++;
         }
         for (size_t i = 0; i < len; i++) {
-            bool esc = store->n_group > 1 && (text[i] == '|' || text[i] == '\\');
-            if (n + 1 + esc > cap)
-                return false;
-            if (esc)
-                key[n++] = '\\';
-            key[n++] = text[i];
+            if (escape && (text[i] == '|' || text[i] == '\\')) {
+                if (n + 1 < cap)
+                    key[n] = '\\';
+                n++;
+            }
+            if (n + 1 < cap)
+                key[n] = text[i];
+            n++;
         }
     }
     *key_len = n;
+    if (n + 1 > cap)
+        return false;
+    key[n] = '\0';
     return true;
 }
 
-bool eddy_duration_parse(const char *s, bool zero_ok, int64_t *ms)
+/* --- names ------------------------------------------------------------------------------------ */
+
+const char *eddy_ts_format_name(eddy_ts_format_t format)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || !isfinite(v) || v < 0)
-        return false;
-    double unit;
-    if (!*end || !strcmp(end, "ms"))
-        unit = 1;
-    else if (!strcmp(end, "s"))
-        unit = 1000;
-    else if (!strcmp(end, "m") || !strcmp(end, "min"))
-        unit = 60000;
-    else if (!strcmp(end, "h"))
-        unit = 3600000;
-    else if (!strcmp(end, "d"))
-        unit = 86400000;
-    else
-        return false;
-    double total = v * unit;
-    if (total != floor(total) || total > 1e15 || (total == 0 && !zero_ok))
-        return false;
-    *ms = (int64_t)total;
-    return true;
+    static const char *const names[] = {"epoch_ms", "iso8601", "auto"};
+    return (unsigned)format < 3 ? names[format] : NULL;
 }
 
-void eddy_duration_format(int64_t ms, char *buf, size_t cap)
+const char *eddy_emit_name(eddy_emit_t emit)
 {
-    static const struct {
-        int64_t ms;
-        const char *unit;
-    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
-    for (size_t i = 0; i < 4; i++)
-        if (ms != 0 && ms % units[i].ms == 0) {
-            snprintf(buf, cap, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
-            return;
+    static const char *const names[] = {"on_close", "updates"};
+    return (unsigned)emit < 2 ? names[emit] : NULL;
+}
+
+const char *eddy_agg_op_name(eddy_agg_op_t op)
+{
+    static const char *const names[EDDY_AGG_OP_COUNT] = {
+        "count", "count_if", "sum", "min", "max", "mean", "percentile", "distinct", "ratio"};
+    return (unsigned)op < EDDY_AGG_OP_COUNT ? names[op] : NULL;
+}
+
+const char *eddy_window_type_name(eddy_window_type_t type)
+{
+    static const char *const names[] = {"tumbling", "hopping"};
+    return (unsigned)type < 2 ? names[type] : NULL;
+}
+
+const char *eddy_field_need_name(eddy_field_need_t need)
+{
+    static const char *const names[] = {"any", "scalar", "number"};
+    return (unsigned)need < 3 ? names[need] : NULL;
+}
+
+size_t eddy_topology_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 32 || lb > 32)
+        return SIZE_MAX / 2;
+    size_t row[33];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
         }
-    snprintf(buf, cap, "%lldms", (long long)ms);
+    }
+    return row[lb];
+}
+
+size_t eddy_topology_hint_distance(const char *typed, const char *known)
+{
+    size_t d = eddy_topology_edit_distance(typed, known);
+    return d <= 2 && d < strlen(typed) && d < strlen(known) ? d : SIZE_MAX;
 }

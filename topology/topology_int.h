@@ -1,11 +1,14 @@
 /*
- * topology_int.h — the validated topology as the engine reads it.
+ * topology_int.h — a topology as the engine reads it: the structs behind the
+ * opaque eddy_topology_t and eddy_store_def_t of eddy.h, event values, group keys
+ * and window starts.
  *
- * After eddy_topology_finish() a topology is immutable and shared by every
- * thread. It holds a field table — every event field the topology reads, each
- * once — so the decoder extracts only those fields into an array of eddy_value_t
- * indexed like the table; stores, aggregates and predicates refer to fields by
- * index.
+ * eddy_topology_finish() resolves every name once. Each event field the topology
+ * reads gets one slot in the FIELD TABLE (the timestamp field is always slot 0);
+ * group keys, aggregates and predicates refer to fields by slot. The engine's
+ * decoder extracts only those fields of an event, into an eddy_value_t array
+ * indexed by slot. A finished topology never changes and may be read by any thread
+ * without locks; the engine only reads finished topologies.
  */
 #ifndef EDDY_TOPOLOGY_INT_H
 #define EDDY_TOPOLOGY_INT_H
@@ -16,164 +19,227 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDDY_TOPOLOGY_MAX_STORES  32
-#define EDDY_TOPOLOGY_MAX_FIELDS  64
-#define EDDY_TOPOLOGY_MAX_SOURCES 8
-#define EDDY_MAX_AGGREGATES       32
-#define EDDY_MAX_GROUP_FIELDS     8
-#define EDDY_PREDICATE_MAX_TERMS  16
+/* Limits, checked with an error by the builder. */
+#define EDDY_TOPOLOGY_MAX_SOURCES 16  /* source topics */
+#define EDDY_TOPOLOGY_MAX_STORES  64  /* stores */
+#define EDDY_TOPOLOGY_MAX_FIELDS  64  /* distinct event fields read (a decoder's array) */
+#define EDDY_MAX_GROUP_FIELDS     8   /* group_by fields of one store */
+#define EDDY_MAX_AGGREGATES       32  /* aggregates of one store */
+#define EDDY_PREDICATE_MAX_TERMS  32  /* comparisons in one count_if predicate */
+#define EDDY_NAME_MAX             64  /* bytes in a topology, store or aggregate name */
+#define EDDY_FIELD_NAME_MAX       255 /* bytes in an event field name */
+#define EDDY_TOPIC_NAME_MAX       249 /* bytes in a Kafka topic name (Kafka's limit) */
 
-/** One field of one event, as extracted by the decoder. */
+/* Durations (size, advance, grace, retention) are at most 100 years. */
+#define EDDY_DURATION_MAX_MS (100LL * 365 * 24 * 3600 * 1000)
+/* Retention when none is declared (size + grace instead, if that is longer). */
+#define EDDY_RETENTION_DEFAULT_MS (24LL * 3600 * 1000)
+/* One event falls in at most this many windows (hopping: size / advance, rounded up). */
+#define EDDY_WINDOWS_PER_EVENT_MAX 64
+/* eddy_window_starts() takes event times with |ts| <= 2^53 ms (about 285,000
+ * years); the decoder treats anything beyond as bad input. */
+#define EDDY_EVENT_TIME_ABS_MAX (1LL << 53)
+
+/* --- event values ------------------------------------------------------------ */
+
 typedef enum eddy_value_type_e {
-    EDDY_VALUE_MISSING = 0, /**< absent (or an object/array) */
-    EDDY_VALUE_NULL,        /**< JSON null */
-    EDDY_VALUE_NUMBER,      /**< num holds it */
-    EDDY_VALUE_STRING,      /**< str/len hold it (not NUL-terminated in general) */
-    EDDY_VALUE_BOOL,        /**< num is 0 or 1 */
+    EDDY_VALUE_MISSING = 0, /* absent, or an object/array (a zeroed value is missing) */
+    EDDY_VALUE_NULL = 1,    /* JSON null */
+    EDDY_VALUE_NUMBER = 2,  /* num holds it (integers beyond 2^53 are rounded) */
+    EDDY_VALUE_STRING = 3,  /* str/len hold it */
+    EDDY_VALUE_BOOL = 4,    /* num is 1 (true) or 0 (false) */
 } eddy_value_type_t;
 
+/** One extracted field of one event. A string is borrowed from the decoded record
+ *  (unescaped UTF-8, not NUL-terminated in general) and lives as long as it. */
 typedef struct eddy_value_s {
-    eddy_value_type_t type; /* which member is meaningful */
+    eddy_value_type_t type; /* which members mean something */
     double num;             /* NUMBER, BOOL */
-    const char *str;        /* STRING: borrowed from the decoded record */
-    size_t len;             /* STRING: bytes */
+    const char *str;        /* STRING: the bytes */
+    size_t len;             /* STRING: how many */
 } eddy_value_t;
 
-/** What a field must hold for an event to be usable (strictest use wins). */
+/* --- the field table ------------------------------------------------------------ */
+
+/** What a field must hold for an event to be usable by every part of the topology
+ *  that reads it (the strictest use wins). */
 typedef enum eddy_field_need_e {
-    EDDY_FIELD_ANY = 0, /**< present or not (predicates) */
-    EDDY_FIELD_SCALAR,  /**< a string or a number (group keys, distinct) */
-    EDDY_FIELD_NUMBER,  /**< a number (sum, min, max, mean, percentiles) */
+    EDDY_FIELD_ANY = 0,    /* anything, even missing (predicates compare what is there) */
+    EDDY_FIELD_SCALAR = 1, /* a string, number or bool (timestamp, group keys, distinct) */
+    EDDY_FIELD_NUMBER = 2, /* a number (sum, min, max, mean, percentile) */
 } eddy_field_need_t;
 
-/* --- predicates (count_if "where") ------------------------------------------- */
-
-typedef enum eddy_cmp_e {
-    EDDY_CMP_EQ,
-    EDDY_CMP_NE,
-    EDDY_CMP_LT,
-    EDDY_CMP_LE,
-    EDDY_CMP_GT,
-    EDDY_CMP_GE
-} eddy_cmp_t;
-
-/** One comparison FIELD OP LITERAL. */
-typedef struct eddy_pred_term_s {
-    char *field_name; /* as written (owned) */
-    int field;        /* field index, resolved by eddy_topology_finish */
-    eddy_cmp_t op;    /* comparison */
-    bool is_string;   /* literal is a string (else a number) */
-    double num;       /* number literal */
-    char *str;        /* string literal (owned) */
-    size_t len;       /* its length */
-} eddy_pred_term_t;
-
-/** A predicate in disjunctive normal form: OR of groups, each an AND of terms.
- *  `and` binds tighter than `or`; parentheses are not supported. */
-typedef struct eddy_predicate_s {
-    eddy_pred_term_t terms[EDDY_PREDICATE_MAX_TERMS]; /* all terms, group by group */
-    int group_end[EDDY_PREDICATE_MAX_TERMS];          /* end index (exclusive) of each group */
-    int n_terms;                                      /* terms used */
-    int n_groups;                                     /* groups used */
-    char *text;                                       /* as written (owned) */
-} eddy_predicate_t;
-
-/** True if the event's values satisfy the predicate. No allocation. */
-bool eddy_predicate_eval(const eddy_predicate_t *pred, const eddy_value_t *values);
-
-/* --- stores ---------------------------------------------------------------- */
-
-typedef enum eddy_window_type_e { EDDY_WINDOW_TUMBLING, EDDY_WINDOW_HOPPING } eddy_window_type_t;
-
-typedef struct eddy_window_spec_s {
-    eddy_window_type_t type; /* tumbling or hopping */
-    int64_t size_ms;         /* window length */
-    int64_t advance_ms;      /* = size for tumbling */
-    int64_t grace_ms;        /* accepted lateness after the window's end */
-    int64_t retention_ms;    /* how long windows stay queryable, >= size + grace */
-} eddy_window_spec_t;
-
-/** The starts of every window holding event time ts, ascending; at most cap are
- *  written. Returns how many windows hold ts (size / advance, rounded up). */
-size_t eddy_window_starts(const eddy_window_spec_t *w, int64_t ts, int64_t *starts, size_t cap);
-
-typedef enum eddy_agg_op_e {
-    EDDY_AGG_COUNT,
-    EDDY_AGG_COUNT_IF,
-    EDDY_AGG_SUM,
-    EDDY_AGG_MIN,
-    EDDY_AGG_MAX,
-    EDDY_AGG_MEAN,
-    EDDY_AGG_PERCENTILE,
-    EDDY_AGG_DISTINCT,
-    EDDY_AGG_RATIO,
-} eddy_agg_op_t;
-
-typedef struct eddy_agg_def_s {
-    char *name;                  /* output name (owned) */
-    eddy_agg_op_t op;            /* what it computes */
-    int field;                   /* field index; -1 for count, count_if, ratio */
-    double q;                    /* percentile: quantile in (0, 1] */
-    eddy_predicate_t *predicate; /* count_if (owned) */
-    int numerator;               /* ratio: index of an aggregate of this store */
-    int denominator;             /* ratio: index of an aggregate of this store */
-    char *num_name, *den_name;   /* ratio: names as declared, resolved at finish (owned) */
-    char *field_name;            /* field as declared (owned) */
-} eddy_agg_def_t;
-
-typedef enum eddy_emit_e { EDDY_EMIT_ON_CLOSE, EDDY_EMIT_UPDATES } eddy_emit_t;
-
-struct eddy_store_def_s {
-    char *name;                                     /* [A-Za-z0-9_-]+ (owned) */
-    int group_fields[EDDY_MAX_GROUP_FIELDS];        /* field indices; none = one global key "" */
-    char *group_names[EDDY_MAX_GROUP_FIELDS];       /* as declared (owned) */
-    size_t n_group;                                 /* used */
-    eddy_window_spec_t window;                      /* the window */
-    bool has_window;                                /* a window was declared */
-    eddy_agg_def_t aggregates[EDDY_MAX_AGGREGATES]; /* in declaration order */
-    size_t n_aggregates;                            /* used */
-    char *sink_topic;                               /* NULL: no sink (owned) */
-    eddy_emit_t sink_emit;                          /* when the sink gets records */
+/* Which parts of the topology read a field (bits of eddy_topology_t.field_uses). */
+enum {
+    EDDY_FIELD_USE_TIMESTAMP = 1 << 0, /* the event time */
+    EDDY_FIELD_USE_GROUP_BY = 1 << 1,  /* part of some store's group key */
+    EDDY_FIELD_USE_NUMERIC = 1 << 2,   /* sum, min, max, mean or percentile */
+    EDDY_FIELD_USE_DISTINCT = 1 << 3,  /* distinct */
+    EDDY_FIELD_USE_PREDICATE = 1 << 4, /* a count_if predicate */
 };
 
-/** Formats the group key of an event into key (cap bytes): one field's value as
- *  text (integral numbers without a fraction: 500 -> "500"); several joined by '|'
- *  with '|' and '\' escaped by '\'. False if a group field is missing or not a
- *  string or number, or the key does not fit. */
+/* --- predicates (predicate.h builds them) ----------------------------------------- */
+
+typedef struct eddy_predicate_s eddy_predicate_t;
+
+/** True if the event's values (indexed by field-table slot) satisfy the predicate.
+ *  A comparison with a missing field or a value of another type than the literal is
+ *  false, except `!=`, which is always the negation of `==`. Never allocates. */
+bool eddy_predicate_eval(const eddy_predicate_t *pred, const eddy_value_t *values);
+
+/* --- stores ---------------------------------------------------------------------- */
+
+typedef enum eddy_window_type_e {
+    EDDY_WINDOW_TUMBLING = 0, /* [k*size, (k+1)*size) */
+    EDDY_WINDOW_HOPPING = 1,  /* [k*advance, k*advance + size) */
+} eddy_window_type_t;
+
+/** Windows are aligned to the epoch (shared/DESIGN.md §2). Window [start, start +
+ *  size_ms) closes when stream time passes start + size_ms + grace_ms and is
+ *  deleted when stream time passes start + retention_ms. */
+typedef struct eddy_window_spec_s {
+    eddy_window_type_t type; /* tumbling or hopping */
+    int64_t size_ms;         /* window length, > 0 */
+    int64_t advance_ms;      /* in (0, size_ms]; = size_ms for tumbling windows */
+    int64_t grace_ms;        /* lateness accepted after the end, >= 0 (default 0) */
+    int64_t retention_ms;    /* >= size_ms + grace_ms (default max(24h, size + grace)) */
+} eddy_window_spec_t;
+
+typedef enum eddy_agg_op_e {
+    EDDY_AGG_COUNT = 0,      /* events */
+    EDDY_AGG_COUNT_IF = 1,   /* events for which the predicate holds */
+    EDDY_AGG_SUM = 2,        /* sum of a numeric field */
+    EDDY_AGG_MIN = 3,        /* minimum of a numeric field */
+    EDDY_AGG_MAX = 4,        /* maximum of a numeric field */
+    EDDY_AGG_MEAN = 5,       /* mean of a numeric field */
+    EDDY_AGG_PERCENTILE = 6, /* q-quantile of a numeric field (sketch.h) */
+    EDDY_AGG_DISTINCT = 7,   /* approximate distinct values of a field (hll.h) */
+    EDDY_AGG_RATIO = 8,      /* numerator / denominator, two aggregates of the store */
+} eddy_agg_op_t;
+#define EDDY_AGG_OP_COUNT 9 /* how many eddy_agg_op_t values there are */
+
+/** One aggregate of a store. Strings and the predicate belong to the store. */
+typedef struct eddy_agg_def_s {
+    char *name;                  /* unique in the store; the result's field name */
+    eddy_agg_op_t op;            /* what it computes */
+    char *field_name;            /* SUM .. DISTINCT: the field read; else NULL */
+    int field;                   /* its field-table slot; -1 if none */
+    double q;                    /* PERCENTILE: the quantile in (0, 1]; else 0 */
+    eddy_predicate_t *predicate; /* COUNT_IF: bound to the field table; else NULL */
+    char *num_name;              /* RATIO: the numerator's name as declared */
+    char *den_name;              /* RATIO: the denominator's name as declared */
+    int numerator;               /* RATIO: index of a COUNT, COUNT_IF or SUM in aggregates */
+    int denominator;             /* RATIO: likewise; -1 for other ops */
+} eddy_agg_def_t;
+
+struct eddy_store_def_s {
+    eddy_topology_t *topo;                          /* the topology owning the store */
+    size_t index;                                   /* position in topo->stores */
+    char *name;                                     /* [A-Za-z0-9_-]{1,64}, unique */
+    char *description;                              /* free text, or NULL */
+    int group_fields[EDDY_MAX_GROUP_FIELDS];        /* field-table slots, in key order */
+    char *group_names[EDDY_MAX_GROUP_FIELDS];       /* the same fields by name */
+    size_t n_group;                                 /* 0: one global group, key "" */
+    eddy_window_spec_t window;                      /* complete once finished */
+    bool has_window;                                /* a window was declared */
+    bool has_retention;                             /* retention was declared */
+    eddy_agg_def_t aggregates[EDDY_MAX_AGGREGATES]; /* in declaration order */
+    size_t n_aggregates;                            /* >= 1 once finished */
+    char *sink_topic;                               /* where windows are produced, or NULL */
+    eddy_emit_t sink_emit;                          /* when they are */
+};
+
+/** Formats the group key of an event (values indexed by field-table slot) into
+ *  key: one field gives its value as text — a string as it is, a number in the
+ *  shortest form that reads back exactly, without ".0" (status 500 gives "500",
+ *  131.4 gives "131.4"), a bool "true" or "false"; several fields are joined by '|'
+ *  with '|' and '\' in each escaped by '\'; no field gives "". Returns true with the
+ *  key NUL-terminated and its length in *key_len. Returns false with *key_len = 0
+ *  if a group_by field is missing, null or not a scalar, and false with *key_len =
+ *  the length the key needs if that does not fit in cap - 1 bytes. */
 bool eddy_store_group_key(const eddy_store_def_t *store, const eddy_value_t *values, char *key,
                           size_t cap, size_t *key_len);
 
-/* --- the topology -------------------------------------------------------------- */
+/** The index of the aggregate named `name` in store->aggregates, or -1. */
+int eddy_store_def_aggregate_index(const eddy_store_def_t *store, const char *name);
+
+/** Checks what can be checked of one store alone: a window and an aggregate,
+ *  retention >= size + grace, ratio references (resolved here), a sink topic that
+ *  is no source topic. eddy_topology_finish() runs it on every store; the loader
+ *  after each, so errors come in file order. */
+eddy_err_t eddy_store_def_check(eddy_store_def_t *store, char *errstr, size_t errstr_size);
+
+/* --- the topology ------------------------------------------------------------------ */
 
 struct eddy_topology_s {
-    char *name;                                              /* as declared (owned) */
-    char *sources[EDDY_TOPOLOGY_MAX_SOURCES];                /* source topics (owned) */
-    size_t n_sources;                                        /* used */
-    char *ts_field_name;                                     /* timestamp field (owned) */
-    int ts_field;                                            /* its index */
+    char *name;                                              /* [A-Za-z0-9._-]{1,64} */
+    char *description;                                       /* free text, or NULL */
+    char *sources[EDDY_TOPOLOGY_MAX_SOURCES];                /* source topics, distinct */
+    size_t n_sources;                                        /* >= 1 once finished */
+    char *ts_field_name;                                     /* the event-time field */
+    int ts_field;                                            /* its slot: 0 once finished */
     eddy_ts_format_t ts_format;                              /* how it is written */
     eddy_store_def_t *stores[EDDY_TOPOLOGY_MAX_STORES];      /* in declaration order (owned) */
-    size_t n_stores;                                         /* used */
-    char *fields[EDDY_TOPOLOGY_MAX_FIELDS];                  /* the field table (owned) */
+    size_t n_stores;                                         /* >= 1 once finished */
+    char *fields[EDDY_TOPOLOGY_MAX_FIELDS];                  /* field table: names by slot */
     eddy_field_need_t field_needs[EDDY_TOPOLOGY_MAX_FIELDS]; /* what each must hold */
-    size_t n_fields;                                         /* used */
-    bool finished;                                           /* validated; immutable now */
+    unsigned field_uses[EDDY_TOPOLOGY_MAX_FIELDS];           /* EDDY_FIELD_USE_* bits */
+    size_t n_fields;                                         /* slots used */
+    bool finished;                                           /* frozen: read-only from now on */
+    char err_path[160]; /* where the last failed call points, see error_path */
 };
 
-size_t eddy_topology_store_count(const eddy_topology_t *topo);
-const eddy_store_def_t *eddy_topology_store(const eddy_topology_t *topo, size_t i);
-/** The store named `name`, or NULL. */
-const eddy_store_def_t *eddy_topology_store_by_name(const eddy_topology_t *topo, const char *name);
+/** After a builder call, eddy_store_def_check() or eddy_topology_finish() failed:
+ *  where the problem is, as a JSON path into the file format of docs/topology.md
+ *  without the leading "$." (e.g. "stores[1].window.retention"); "" if nowhere in
+ *  particular. The loader puts it in its messages. */
+const char *eddy_topology_error_path(const eddy_topology_t *topo);
+
 size_t eddy_topology_field_count(const eddy_topology_t *topo);
 const char *eddy_topology_field_name(const eddy_topology_t *topo, size_t i);
+/** The slot of the field named `name`, or -1. */
+int eddy_topology_field_index(const eddy_topology_t *topo, const char *name);
 int eddy_topology_timestamp_field(const eddy_topology_t *topo);
 eddy_ts_format_t eddy_topology_timestamp_format(const eddy_topology_t *topo);
 
-/** Parses a duration: "250ms", "10s", "1m", "2h", "1d", or a JSON integer of ms as
- *  text ("60000"). False on anything else or a value <= 0 (== 0 allowed if zero_ok). */
-bool eddy_duration_parse(const char *s, bool zero_ok, int64_t *ms);
+/* --- windows and durations (window_spec.c) ------------------------------------------ */
 
-/** Formats ms as the shortest exact unit ("1m", "30s", "250ms"). */
-void eddy_duration_format(int64_t ms, char *buf, size_t cap);
+/** The starts of the windows of `w` that hold event time ts (|ts| <=
+ *  EDDY_EVENT_TIME_ABS_MAX), ascending: tumbling, the one start floor(ts / size) *
+ *  size (floor also for negative ts); hopping, every multiple of advance with start
+ *  <= ts < start + size. Writes at most cap starts and returns how many windows
+ *  hold ts (more than cap means some were not written, as with snprintf). */
+size_t eddy_window_starts(const eddy_window_spec_t *w, int64_t ts, int64_t *starts, size_t cap);
+
+/** The most windows one event can fall in: size / advance rounded up (1 for
+ *  tumbling windows). */
+size_t eddy_window_max_per_event(const eddy_window_spec_t *w);
+
+/** Parses a duration: one or more <digits><unit>, units d, h, m, s, ms, each at
+ *  most once and largest first ("250ms", "10s", "1m", "2h", "1d", "1h30m", "0s").
+ *  False for anything else or more than EDDY_DURATION_MAX_MS. */
+bool eddy_duration_parse(const char *s, int64_t *ms);
+
+/** Writes ms (>= 0) as eddy_duration_parse reads it, largest units first
+ *  ("1h30m", "250ms", "0s"); snprintf semantics, returns the full length. */
+size_t eddy_duration_format(int64_t ms, char *buf, size_t cap);
+
+/* --- names ------------------------------------------------------------------------ */
+
+/* File-format names of enum values ("epoch_ms", "on_close", "count_if", "tumbling",
+ * "number"); NULL if out of range. */
+const char *eddy_ts_format_name(eddy_ts_format_t format);
+const char *eddy_emit_name(eddy_emit_t emit);
+const char *eddy_agg_op_name(eddy_agg_op_t op);
+const char *eddy_window_type_name(eddy_window_type_t type);
+const char *eddy_field_need_name(eddy_field_need_t need);
+
+/** Levenshtein distance of two strings, for "did you mean" hints; strings longer
+ *  than 32 bytes are never close (returns a large number). */
+size_t eddy_topology_edit_distance(const char *a, const char *b);
+
+/** How near `typed` is to `known`, for "did you mean": their edit distance if it
+ *  is at most 2 and smaller than both lengths, else SIZE_MAX (too far to hint). */
+size_t eddy_topology_hint_distance(const char *typed, const char *known);
 
 #endif /* EDDY_TOPOLOGY_INT_H */

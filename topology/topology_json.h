@@ -1,7 +1,9 @@
 /*
- * topology_json.h — renders a finished topology (or one store of it) as JSON:
- * sources, timestamp, stores with group_by, window (ms), aggregates and sinks,
- * and the field table. Returns a new reference; any thread.
+ * topology_json.h — a finished topology (or one of its stores) as JSON, the form
+ * `eddy topology describe --json` prints and the HTTP API serves (documented in
+ * docs/topology.md): durations in milliseconds, the field table with what reads
+ * each field. Returns a new reference (json_decref it), NULL if out of memory;
+ * any thread.
  */
 #ifndef EDDY_TOPOLOGY_JSON_H
 #define EDDY_TOPOLOGY_JSON_H

@@ -141,6 +141,10 @@ void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_res
         json_t *dv = ok && spec->distinct_field ? json_object_get(ev, spec->distinct_field) : NULL;
         if (ok && spec->distinct_field && !json_is_string(dv))
             ok = false;
+        for (int f = 0; ok && f < 8 && spec->required[f]; f++) {
+            json_t *rv = json_object_get(ev, spec->required[f]);
+            ok = json_is_string(rv) || json_is_number(rv);
+        }
         if (!ok) {
             out->undecodable++;
             json_decref(ev);

@@ -46,6 +46,8 @@ typedef struct ref_spec_s {
     int64_t grace_ms;           /* grace period */
     const char *value_field;    /* numeric field for sum/mean/percentiles, or NULL */
     const char *distinct_field; /* field for distinct counts, or NULL */
+    const char *required[8];    /* more fields that must be a string or a number (the
+                                   topology's other group keys), NULL-terminated */
 } ref_spec_t;
 
 typedef struct ref_result_s {

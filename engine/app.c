@@ -1,0 +1,299 @@
+/*
+ * app.c — `eddy run`: one eddy application instance. The main thread loads the
+ * configuration and the topology, checks the source topic, opens the state
+ * database, starts the stream threads and the HTTP query server, and then waits
+ * for SIGINT/SIGTERM (or a failed thread) to stop them in reverse order.
+ */
+#include "engine/cli.h"
+#include "engine/config.h"
+#include "engine/log.h"
+#include "engine/runtime.h"
+#include "engine/stream_thread.h"
+#include "engine/util.h"
+#include "query/api.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char run_help[] =
+    "usage: eddy run --bootstrap SERVERS --topology FILE [options]\n"
+    "\n"
+    "Runs a topology: consumes its source topic with N stream threads (one task per\n"
+    "partition, partitions split across every instance with the same application id),\n"
+    "keeps windowed aggregates in RocksDB under STATE_DIR/APPLICATION_ID, and serves\n"
+    "them over HTTP. Stops cleanly on SIGINT/SIGTERM (commits first).\n"
+    "\n"
+    "options (each also a setting of the --config file, Kafka Streams names):\n"
+    "  --bootstrap SERVERS        bootstrap.servers\n"
+    "  --topology FILE            topology (see docs/topology.md)\n"
+    "  --state-dir DIR            state.dir (default /tmp/eddy-state)\n"
+    "  --http HOST:PORT           application.server: where the HTTP API listens\n"
+    "                             (default 127.0.0.1:8083; 'off' to disable)\n"
+    "  --threads N                num.stream.threads (default 1)\n"
+    "  --application-id ID        application.id (default eddy): consumer group and\n"
+    "                             prefix of internal topics and state\n"
+    "  --commit-interval-ms MS    commit.interval.ms (default 100)\n"
+    "  --processing-guarantee G   at_least_once (default for now) or exactly_once_v2\n"
+    "  --config FILE              properties file: key=value lines, '#' comments; flags\n"
+    "                             given on the command line win over it\n"
+    "  -X key=value               a setting or librdkafka property (consumer.X and\n"
+    "                             producer.X address one client); repeatable\n"
+    "  -h, --help                 this help\n"
+    "\n"
+    "Other settings: statestore.cache.max.bytes, poll.ms. See docs/running.md.\n";
+
+/* Looks up the source topic's partition count without creating it. */
+static eddy_err_t source_partitions(const eddy_config_t *cfg, const char *topic, int *partitions,
+                                    char *errstr, size_t errstr_size)
+{
+    char rderr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap_servers, NULL, 0);
+    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+    for (int i = 0; i < cfg->n_consumer_props; i++)
+        rd_kafka_conf_set(conf, cfg->consumer_props[i].key, cfg->consumer_props[i].value, NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "%s", rderr);
+    }
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+    eddy_err_t result = EDDY_OK;
+    if (err) {
+        result = eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot reach Kafka at %s: %s",
+                           cfg->bootstrap_servers, rd_kafka_err2str(err));
+        goto out;
+    }
+    *partitions = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (!strcmp(md->topics[i].topic, topic) && !md->topics[i].err)
+            *partitions = md->topics[i].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    if (*partitions == 0)
+        result = eddy_errf(EDDY_ERR_NOTFOUND, errstr, errstr_size,
+                           "source topic '%s' does not exist at %s; create it first "
+                           "(embedded: eddy broker --topic %s:12)",
+                           topic, cfg->bootstrap_servers, topic);
+    else if (*partitions > EDDY_MAX_PARTITIONS)
+        result = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                           "source topic '%s' has %d partitions; eddy handles at most %d", topic,
+                           *partitions, EDDY_MAX_PARTITIONS);
+out:
+    rd_kafka_destroy(rk);
+    return result;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Parses the command line into cfg: --config first, so flags override the file. */
+static int parse_args(int argc, char **argv, eddy_config_t *cfg)
+{
+    static const struct option opts[] = {
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"topology", required_argument, NULL, 't'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"http", required_argument, NULL, 'H'},
+        {"threads", required_argument, NULL, 'n'},
+        {"application-id", required_argument, NULL, 'a'},
+        {"commit-interval-ms", required_argument, NULL, 'c'},
+        {"processing-guarantee", required_argument, NULL, 'g'},
+        {"config", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const keys[128] = {
+        ['b'] = "bootstrap.servers",  ['t'] = "topology",
+        ['s'] = "state.dir",          ['H'] = "application.server",
+        ['n'] = "num.stream.threads", ['a'] = "application.id",
+        ['c'] = "commit.interval.ms", ['g'] = "processing.guarantee",
+    };
+    char errstr[1024];
+    int c;
+    for (int pass = 0; pass < 2; pass++) {
+        opterr = 0;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, ":X:h", opts, NULL)) != -1) {
+            if (c == 'h') {
+                fputs(run_help, stdout);
+                return -1;
+            }
+            if (c == ':')
+                return eddy_cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
+            if (c == '?')
+                return eddy_cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+            if (c == 'C') {
+                if (pass == 0 && eddy_config_load_file(cfg, optarg, errstr, sizeof(errstr)))
+                    return eddy_cli_usage_error("run", "%s", errstr);
+                continue;
+            }
+            if (pass == 0)
+                continue;
+            char origin[32];
+            if (c == 'X') {
+                char key[256];
+                const char *eq = strchr(optarg, '=');
+                if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof(key))
+                    return eddy_cli_usage_error("run", "-X '%s' is not key=value", optarg);
+                memcpy(key, optarg, (size_t)(eq - optarg));
+                key[eq - optarg] = '\0';
+                if (eddy_config_set(cfg, key, eq + 1, "-X", errstr, sizeof(errstr)))
+                    return eddy_cli_usage_error("run", "%s", errstr);
+                continue;
+            }
+            const char *value = optarg;
+            if (c == 'H' && !strcmp(value, "off"))
+                value = "";
+            snprintf(origin, sizeof(origin), "%s", argv[optind - 1]);
+            if (c == 'b' && !strncmp(value, "bootstrap.servers=", 18))
+                value += 18;
+            if (eddy_config_set(cfg, keys[c], value, origin, errstr, sizeof(errstr)))
+                return eddy_cli_usage_error("run", "%s", errstr);
+        }
+    }
+    if (optind < argc)
+        return eddy_cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
+    if (eddy_config_check(cfg, errstr, sizeof(errstr)))
+        return eddy_cli_usage_error("run", "%s", errstr);
+    return 0;
+}
+
+int eddy_cmd_run(int argc, char **argv)
+{
+    eddy_config_t cfg;
+    eddy_config_init(&cfg);
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc) {
+        eddy_config_free(&cfg);
+        return rc < 0 ? EDDY_EXIT_OK : rc;
+    }
+
+    char errstr[1024];
+    eddy_runtime_t *rt = calloc(1, sizeof(*rt));
+    eddy_stream_thread_t *threads[64] = {0};
+    eddy_api_t *api = NULL;
+    eddy_topology_t *topo = NULL;
+    rc = EDDY_EXIT_FAIL;
+    eddy_cli_catch_stop_signals();
+
+    topo = eddy_topology_load_file(cfg.topology_path, errstr, sizeof(errstr));
+    if (!topo) {
+        fprintf(stderr, "eddy run: %s\n", errstr);
+        goto out;
+    }
+    if (cfg.guarantee == EDDY_EXACTLY_ONCE_V2) {
+        fprintf(stderr, "eddy run: processing.guarantee=exactly_once_v2 is not available yet "
+                        "(changelogs and transactions are being built); use at_least_once\n");
+        goto out;
+    }
+    if (eddy_topology_source_count(topo) != 1) {
+        fprintf(stderr,
+                "eddy run: %s: eddy runs topologies with exactly one source topic for "
+                "now\n",
+                cfg.topology_path);
+        goto out;
+    }
+    rt->cfg = &cfg;
+    rt->topo = topo;
+    rt->source_topic = eddy_topology_source_topic(topo, 0);
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
+        atomic_store(&rt->metrics.parts[p].next_offset, -1);
+        atomic_store(&rt->metrics.parts[p].committed_offset, -1);
+        atomic_store(&rt->metrics.parts[p].stream_time, INT64_MIN);
+    }
+    eddy_config_log(&cfg);
+
+    if (source_partitions(&cfg, rt->source_topic, &rt->source_partitions, errstr, sizeof(errstr))) {
+        eddy_log_error("%s", errstr);
+        goto out;
+    }
+
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/%s", cfg.state_dir, cfg.application_id);
+    if (mkdir_p(dir) != 0) {
+        eddy_log_error("cannot create state directory %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    const char *store_names[EDDY_TOPOLOGY_MAX_STORES];
+    size_t n_stores = eddy_topology_store_count(topo);
+    for (size_t i = 0; i < n_stores; i++)
+        store_names[i] = eddy_topology_store(topo, i)->name;
+    for (size_t i = 0; i < n_stores; i++) {
+        rt->layouts[i] = eddy_agg_layout_new(eddy_topology_store(topo, i), errstr, sizeof(errstr));
+        if (!rt->layouts[i]) {
+            eddy_log_error("%s", errstr);
+            goto out;
+        }
+    }
+    rt->db = eddy_statedb_open(dir, store_names, n_stores, errstr, sizeof(errstr));
+    if (!rt->db) {
+        eddy_log_error("%s", errstr);
+        goto out;
+    }
+
+    if (*cfg.application_server) {
+        api = eddy_api_start(rt, cfg.application_server, errstr, sizeof(errstr));
+        if (!api) {
+            eddy_log_error("%s", errstr);
+            goto out;
+        }
+    }
+    for (int i = 0; i < cfg.num_stream_threads; i++) {
+        threads[i] = eddy_stream_thread_start(rt, i, errstr, sizeof(errstr));
+        if (!threads[i]) {
+            eddy_log_error("%s", errstr);
+            goto stop;
+        }
+    }
+    eddy_log_info("running %s: %zu stores over %s (%d partitions), %d stream threads%s%s",
+                  cfg.topology_path, n_stores, rt->source_topic, rt->source_partitions,
+                  cfg.num_stream_threads, *cfg.application_server ? ", HTTP on " : "",
+                  cfg.application_server);
+
+    rc = EDDY_EXIT_OK;
+    while (!eddy_cli_stop) {
+        eddy_sleep_ns(100 * 1000000, NULL);
+        for (int i = 0; i < cfg.num_stream_threads; i++)
+            if (threads[i] && eddy_stream_thread_failed(threads[i])) {
+                eddy_log_error("a stream thread failed; stopping");
+                rc = EDDY_EXIT_FAIL;
+                eddy_cli_stop = 1;
+            }
+    }
+    eddy_log_info("stopping");
+stop:
+    for (int i = 0; i < cfg.num_stream_threads; i++)
+        if (threads[i])
+            eddy_stream_thread_signal_stop(threads[i]);
+    for (int i = 0; i < cfg.num_stream_threads; i++)
+        eddy_stream_thread_join(threads[i]);
+out:
+    eddy_api_stop(api);
+    if (rt->db)
+        eddy_statedb_close(rt->db);
+    for (size_t i = 0; i < EDDY_TOPOLOGY_MAX_STORES; i++)
+        eddy_agg_layout_destroy(rt->layouts[i]);
+    eddy_topology_destroy(topo);
+    free(rt);
+    eddy_config_free(&cfg);
+    return rc;
+}

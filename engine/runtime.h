@@ -1,0 +1,65 @@
+/*
+ * runtime.h — what every thread of a running eddy application shares: the
+ * configuration, the topology, the state database and the metrics. Built by the
+ * main thread before any stream thread starts and read-only afterwards, except
+ * the metrics, which are atomics written by their owning thread and read by any.
+ */
+#ifndef EDDY_RUNTIME_H
+#define EDDY_RUNTIME_H
+
+#include "engine/config.h"
+#include "stores/statedb.h"
+#include "topology/aggregate.h"
+#include "topology/topology_int.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/** Partitions per source topic eddy handles (tasks are indexed by partition). */
+#define EDDY_MAX_PARTITIONS 256
+
+/** Upper bounds of the commit latency histogram, in seconds. */
+#define EDDY_COMMIT_BUCKETS 12
+
+/** One input partition as seen by this instance. Written by the owning stream
+ *  thread only (relaxed atomics), read by HTTP threads. */
+typedef struct eddy_partition_stats_s {
+    atomic_int owner;              /* stream thread index + 1; 0 = not owned here */
+    atomic_llong processed;        /* records processed since the task started */
+    atomic_llong late;             /* (record, window) updates dropped: window closed */
+    atomic_llong undecodable;      /* records that could not be decoded */
+    atomic_llong next_offset;      /* next input offset to process (-1 unknown) */
+    atomic_llong committed_offset; /* next offset as of the last commit */
+    atomic_llong stream_time;      /* largest event time seen (ms) */
+} eddy_partition_stats_t;
+
+typedef struct eddy_metrics_s {
+    atomic_llong commits;         /* successful commits */
+    atomic_llong commit_ns_total; /* their summed duration */
+    atomic_llong
+        commit_buckets[EDDY_COMMIT_BUCKETS]; /* commit latency histogram (non-cumulative) */
+    atomic_llong dirty_written;              /* window entries written at commits */
+    atomic_llong rebalances;                 /* assignment changes seen */
+    eddy_partition_stats_t parts[EDDY_MAX_PARTITIONS]; /* per input partition */
+} eddy_metrics_t;
+
+/** The histogram's bucket bounds (seconds), ascending; the last is +Inf. */
+extern const double eddy_commit_bucket_bounds[EDDY_COMMIT_BUCKETS];
+
+typedef struct eddy_runtime_s {
+    const eddy_config_t *cfg;                             /* settings */
+    const eddy_topology_t *topo;                          /* the validated topology */
+    eddy_statedb_t *db;                                   /* all stores of all local tasks */
+    eddy_agg_layout_t *layouts[EDDY_TOPOLOGY_MAX_STORES]; /* per store, by index */
+    const char *source_topic;                             /* the topology's source topic */
+    int source_partitions;                                /* its partition count */
+    eddy_metrics_t metrics;                               /* counters, see above */
+} eddy_runtime_t;
+
+/** Records one commit that took `ns` and wrote `dirty` entries. */
+void eddy_metrics_commit(eddy_metrics_t *m, int64_t ns, size_t dirty);
+
+/** Counts an assignment change. */
+void eddy_metrics_rebalance(eddy_metrics_t *m);
+
+#endif /* EDDY_RUNTIME_H */

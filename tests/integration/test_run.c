@@ -1,0 +1,418 @@
+/*
+ * test_run.c — `eddy run` end to end, checked against the reference
+ * implementation (tests/support/reference.c), never against eddy's own code.
+ *
+ * monitoring.json over 200,000 generated http events (fixed seeds, simulated
+ * event time over 15 minutes, 12 partitions, 2 stream threads):
+ *   1. the first half is processed, then the processor is killed with SIGKILL;
+ *   2. the second half is produced and a new processor resumes from its state dir;
+ *   3. it is stopped cleanly (SIGTERM), malformed records and records far in the
+ *      past are added, and a third processor catches up;
+ * after each step every window of all four stores must equal the reference:
+ * counts and error counts exactly, means to rounding, percentiles within the
+ * sketch's 1% of the exact value; and late and undecodable records are counted.
+ *
+ * activity.json over 100,000 activity events (ISO-8601 timestamps): counts
+ * exact, distinct users within the HyperLogLog's error.
+ */
+#include "reference.h"
+#include "test_support.h"
+#include "topic_reader.h"
+
+#include "engine/broker.h"
+#include "producer/gen.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 1700000000000LL
+
+typedef struct fixture_s {
+    eddy_broker_t *broker;
+    char state_dir[256];
+} fixture_t;
+
+static int setup(void **state)
+{
+    char errstr[256];
+    fixture_t *fx = calloc(1, sizeof(*fx));
+    fx->broker = eddy_broker_new(3, errstr, sizeof(errstr));
+    if (!fx->broker)
+        return -1;
+    static const char *const topics[] = {"log-events", "user-events", "event-metrics"};
+    for (int i = 0; i < 3; i++)
+        if (eddy_broker_create_topic(fx->broker, topics[i], 12, errstr, sizeof(errstr)))
+            return -1;
+    eddy_test_mkdtemp("run", fx->state_dir, sizeof(fx->state_dir));
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    eddy_broker_destroy(fx->broker);
+    eddy_test_rmtree(fx->state_dir);
+    free(fx);
+    return 0;
+}
+
+/* --- processes and HTTP ------------------------------------------------------- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    socklen_t len = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static pid_t start_eddy(fixture_t *fx, const char *topology, const char *app, int port)
+{
+    char topo_path[512], listen[64];
+    snprintf(topo_path, sizeof(topo_path), "%s/topology/examples/%s", EDDY_SOURCE_DIR, topology);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    const char *bin = eddy_test_bin();
+    if (!bin)
+        fail_msg("EDDY_BIN is not set (run through ctest)");
+    char *const argv[] = {(char *)bin,
+                          "run",
+                          "--bootstrap",
+                          (char *)eddy_broker_bootstraps(fx->broker),
+                          "--topology",
+                          topo_path,
+                          "--state-dir",
+                          fx->state_dir,
+                          "--http",
+                          listen,
+                          "--threads",
+                          "2",
+                          "--application-id",
+                          (char *)app,
+                          "-X",
+                          "consumer.session.timeout.ms=6000",
+                          NULL};
+    extern char **environ;
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, bin, NULL, NULL, argv, environ), 0);
+    return pid;
+}
+
+static void stop_eddy(pid_t pid, int sig)
+{
+    kill(pid, sig);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (sig == SIGTERM) {
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+}
+
+/* GET http://127.0.0.1:port/path; returns the parsed JSON body (NULL on failure). */
+static json_t *http_get(int port, const char *path, int *status)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    close(fd);
+    buf[len] = '\0';
+    json_t *body = NULL;
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (sep && sscanf(buf, "HTTP/1.%*d %d", status) == 1)
+        body = json_loads(sep + 4, 0, NULL);
+    free(buf);
+    return body;
+}
+
+static int64_t health_total(json_t *health, const char *field)
+{
+    return json_integer_value(json_object_get(json_object_get(health, "totals"), field));
+}
+
+/* Waits until the processor has consumed every record of the topic. */
+static json_t *wait_caught_up(int port, int64_t records)
+{
+    for (int i = 0; i < 1200; i++) {
+        int status = 0;
+        json_t *h = http_get(port, "/api/health", &status);
+        if (h && status == 200 && health_total(h, "committed_records") >= records)
+            return h;
+        json_decref(h);
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("the processor did not catch up with %lld records within 60 s", (long long)records);
+    return NULL;
+}
+
+/* --- comparison ------------------------------------------------------------------ */
+
+static double num(json_t *w, const char *name)
+{
+    json_t *v = json_object_get(w, name);
+    if (!json_is_number(v))
+        fail_msg("window field %s missing or not a number", name);
+    return json_number_value(v);
+}
+
+typedef enum { CHECK_MONITORING, CHECK_ACTIVITY } check_kind_t;
+
+/* Compares every window of `store` served by eddy with the reference. */
+static void compare_store(int port, const char *store, const ref_spec_t *spec,
+                          const eddy_test_topic_t *input, check_kind_t kind, int64_t *late)
+{
+    ref_result_t ref;
+    ref_compute(spec, input, &ref);
+    *late += ref.late;
+    char path[256];
+    snprintf(path, sizeof(path), "/api/stores/%s/windows?from=0&to=9000000000000", store);
+    int status = 0;
+    json_t *res = http_get(port, path, &status);
+    assert_non_null(res);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(res, "store")), store);
+    json_t *windows = json_object_get(res, "windows");
+    assert_true(json_is_array(windows));
+    if (json_array_size(windows) != ref.n)
+        fail_msg("%s: %zu windows served, reference has %zu", store, json_array_size(windows),
+                 ref.n);
+    size_t i;
+    json_t *w;
+    json_array_foreach(windows, i, w)
+    {
+        const char *key = json_string_value(json_object_get(w, "key"));
+        int64_t start = json_integer_value(json_object_get(w, "start"));
+        assert_non_null(key);
+        const ref_window_t *rw = ref_find(&ref, start, key);
+        if (!rw)
+            fail_msg("%s: window %lld/%s is not in the reference", store, (long long)start, key);
+        assert_int_equal(json_integer_value(json_object_get(w, "end")), start + spec->size_ms);
+        const char *count_name = !strcmp(store, "active_users") ? "events" : "count";
+        if ((int64_t)num(w, count_name) != rw->count)
+            fail_msg("%s %lld/%s: count %g, reference %lld", store, (long long)start, key,
+                     num(w, count_name), (long long)rw->count);
+        if (kind == CHECK_MONITORING && json_object_get(w, "errors"))
+            assert_int_equal((int64_t)num(w, "errors"), rw->errors);
+        if (json_object_get(w, "error_rate"))
+            assert_true(fabs(num(w, "error_rate") - (double)rw->errors / (double)rw->count) <
+                        1e-12);
+        if (json_object_get(w, "mean_latency_ms")) {
+            double want = rw->sum / (double)rw->count;
+            assert_true(fabs(num(w, "mean_latency_ms") - want) <= 1e-9 * want);
+        }
+        static const struct {
+            const char *name;
+            double q;
+        } pcts[] = {{"p50", 0.5}, {"p95", 0.95}, {"p99", 0.99}};
+        for (int p = 0; p < 3; p++) {
+            if (!json_object_get(w, pcts[p].name))
+                continue;
+            double lo, hi, got = num(w, pcts[p].name);
+            ref_quantile_bounds(rw, pcts[p].q, &lo, &hi);
+            if (got < lo * 0.99 - 1e-9 || got > hi * 1.01 + 1e-9)
+                fail_msg("%s %lld/%s: %s = %g, exact value %g..%g", store, (long long)start, key,
+                         pcts[p].name, got, lo, hi);
+        }
+        const char *distinct_name = !strcmp(store, "active_users") ? "active_users" : "users";
+        if (kind == CHECK_ACTIVITY && json_object_get(w, distinct_name)) {
+            double got = num(w, distinct_name), want = (double)rw->n_distinct;
+            if (fabs(got - want) > fmax(2, 3 * 0.0081 * want))
+                fail_msg("%s %lld/%s: %g distinct users, exactly %g", store, (long long)start, key,
+                         got, want);
+        }
+    }
+    json_decref(res);
+    ref_result_free(&ref);
+}
+
+static void compare_monitoring(fixture_t *fx, int port, int64_t *late, int64_t *undecodable)
+{
+    eddy_test_topic_t input;
+    assert_int_equal(eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "log-events", &input),
+                     0);
+    const ref_spec_t tumbling = {.time_field = "ts",
+                                 .size_ms = 60000,
+                                 .advance_ms = 60000,
+                                 .grace_ms = 30000,
+                                 .value_field = "latency_ms",
+                                 .required = {"endpoint", "status", "region"}};
+    ref_spec_t s = tumbling;
+    *late = 0;
+    s.group_field = "endpoint";
+    compare_store(port, "requests_per_endpoint", &s, &input, CHECK_MONITORING, late);
+    compare_store(port, "endpoint_stats", &s, &input, CHECK_MONITORING, late);
+    s.group_field = "region";
+    compare_store(port, "region_stats", &s, &input, CHECK_MONITORING, late);
+    s.group_field = "status";
+    s.size_ms = 300000;
+    ref_result_t probe;
+    compare_store(port, "status_codes", &s, &input, CHECK_MONITORING, late);
+    ref_compute(&s, &input, &probe);
+    *undecodable = probe.undecodable;
+    ref_result_free(&probe);
+    eddy_test_topic_free(&input);
+}
+
+static void generate(fixture_t *fx, const char *topic, eddy_gen_kind_t kind, uint64_t seed,
+                     int64_t count, int64_t start, double span)
+{
+    eddy_gen_config_t cfg;
+    eddy_gen_config_defaults(&cfg);
+    cfg.bootstrap = eddy_broker_bootstraps(fx->broker);
+    cfg.topic = topic;
+    cfg.kind = kind;
+    cfg.rate = 0;
+    cfg.count = count;
+    cfg.seed = seed;
+    cfg.simulated_time = true;
+    cfg.start_ts = start;
+    cfg.span_s = span;
+    eddy_gen_stats_t stats;
+    char errstr[256];
+    assert_int_equal(eddy_gen_run(&cfg, NULL, &stats, errstr, sizeof(errstr)), EDDY_OK);
+    assert_int_equal(stats.acked, count);
+}
+
+/* Malformed records, one of each kind the decoder must reject, keyed to spread. */
+static int64_t produce_malformed(fixture_t *fx)
+{
+    static const char *const bad[] = {
+        "not json at all",
+        "[1,2,3]",
+        "{\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+        "{\"ts\":\"yesterday\",\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,"
+        "\"region\":\"r\"}",
+        "{\"ts\":1700000500000,\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+        "{\"ts\":1700000500000,\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":\"slow\","
+        "\"region\":\"r\"}",
+        "{\"ts\":-5,\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+        "{\"ts\":1700000500000,\"endpoint\":[1],\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+    };
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", eddy_broker_bootstraps(fx->broker), NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    int64_t n = 0;
+    for (int rep = 0; rep < 12; rep++)
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++, n++) {
+            char key[16];
+            snprintf(key, sizeof(key), "k%d", rep);
+            assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("log-events"),
+                                               RD_KAFKA_V_KEY(key, strlen(key)),
+                                               RD_KAFKA_V_VALUE((void *)bad[i], strlen(bad[i])),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                               RD_KAFKA_V_END),
+                             0);
+        }
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+static void test_monitoring_exact_across_restarts(void **state)
+{
+    fixture_t *fx = *state;
+    int port = free_port();
+    int64_t late, undecodable;
+
+    /* 1. First half, processed, then SIGKILL. */
+    generate(fx, "log-events", EDDY_GEN_HTTP, 42, 100000, T0, 450);
+    pid_t pid = start_eddy(fx, "monitoring.json", "mon", port);
+    json_decref(wait_caught_up(port, 100000));
+    compare_monitoring(fx, port, &late, &undecodable);
+    stop_eddy(pid, SIGKILL);
+
+    /* 2. Second half; a new process resumes from the state dir. */
+    generate(fx, "log-events", EDDY_GEN_HTTP, 43, 100000, T0 + 450000, 450);
+    pid = start_eddy(fx, "monitoring.json", "mon", port);
+    json_decref(wait_caught_up(port, 200000));
+    compare_monitoring(fx, port, &late, &undecodable);
+    assert_int_equal(late, 0);
+
+    /* 3. Clean stop; malformed and late records; catch up again. */
+    stop_eddy(pid, SIGTERM);
+    int64_t bad = produce_malformed(fx);
+    generate(fx, "log-events", EDDY_GEN_HTTP, 44, 1000, T0 - 3600000, 60);
+    pid = start_eddy(fx, "monitoring.json", "mon", port);
+    json_t *h = wait_caught_up(port, 200000 + bad + 1000);
+    compare_monitoring(fx, port, &late, &undecodable);
+    assert_int_equal(undecodable, bad);
+    assert_int_equal(health_total(h, "undecodable"), bad);
+    assert_true(late >= 1000 * 8); /* every window of every store closed: 1+1+5+1 each */
+    assert_int_equal(health_total(h, "late"), late);
+    json_decref(h);
+    stop_eddy(pid, SIGTERM);
+}
+
+static void test_activity_iso_timestamps(void **state)
+{
+    fixture_t *fx = *state;
+    int port = free_port();
+    generate(fx, "user-events", EDDY_GEN_ACTIVITY, 5, 100000, T0, 600);
+    pid_t pid = start_eddy(fx, "activity.json", "act", port);
+    json_decref(wait_caught_up(port, 100000));
+    eddy_test_topic_t input;
+    assert_int_equal(
+        eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "user-events", &input), 0);
+    ref_spec_t s = {.time_field = "timestamp",
+                    .time_iso = true,
+                    .size_ms = 60000,
+                    .advance_ms = 60000,
+                    .grace_ms = 30000,
+                    .distinct_field = "user_id",
+                    .required = {"event_type", "element_id"}};
+    int64_t late = 0;
+    s.group_field = "event_type";
+    compare_store(port, "events_per_type", &s, &input, CHECK_ACTIVITY, &late);
+    s.group_field = "element_id";
+    compare_store(port, "events_per_element", &s, &input, CHECK_ACTIVITY, &late);
+    s.group_field = NULL;
+    compare_store(port, "active_users", &s, &input, CHECK_ACTIVITY, &late);
+    assert_int_equal(late, 0);
+    eddy_test_topic_free(&input);
+    stop_eddy(pid, SIGTERM);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_monitoring_exact_across_restarts),
+        cmocka_unit_test(test_activity_iso_timestamps),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
