@@ -63,10 +63,10 @@ format-check:
 	@echo "format-check: ok"
 
 bench: build
-	bench/run --full $(EDDY)
+	bench/run --full $(BUILD)
 
 bench-quick: build
-	bench/run --quick $(EDDY)
+	bench/run --quick $(BUILD)
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -33,7 +33,7 @@ expect_usage() {
 expect_exit 0 "eddy --help" -- "$eddy" --help
 commands=$(awk '/^commands:/{on=1;next} on&&/^  [a-z]/{print $1} on&&/^$/{on=0}' "$tmp/out")
 [[ -n $commands ]] && ok || bad "eddy --help lists no commands"
-for c in broker gen; do grep -qx "$c" <<<"$commands" && ok || bad "eddy --help does not list $c"; done
+for c in broker gen topology run; do grep -qx "$c" <<<"$commands" && ok || bad "eddy --help does not list $c"; done
 for c in $commands; do
   expect_exit 0 "eddy $c --help" -- "$eddy" "$c" --help
   grep -q "^usage: eddy $c" "$tmp/out" && ok || bad "eddy $c --help does not start with usage"
@@ -53,6 +53,30 @@ expect_usage "gen: count and duration" -- "$eddy" gen --bootstrap x:1 --count 5 
 expect_usage "gen: span without start" -- "$eddy" gen --bootstrap x:1 --count 5 --span 60
 expect_usage "gen: bad -X" -- "$eddy" gen --bootstrap x:1 -X novalue
 expect_usage "gen: missing value" -- "$eddy" gen --bootstrap
+
+
+# eddy topology
+examples=$(dirname "$0")/../../topology/examples
+data=$(dirname "$0")/../unit/data/topology
+expect_exit 0 "topology check monitoring" -- "$eddy" topology check "$examples/monitoring.json"
+grep -q "monitoring.json: ok (4 stores)" "$tmp/out" && ok || bad "topology check output: $(cat "$tmp/out")"
+expect_exit 0 "topology describe --json" -- "$eddy" topology describe --json "$examples/activity.json"
+python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); assert len(t["stores"]) == 3' "$tmp/out" &&
+  ok || bad "describe --json is not the activity topology"
+expect_exit 1 "topology check a bad file" -- "$eddy" topology check "$data/bad_duration.json"
+grep -q 'stores\[1\].window.size' "$tmp/err" && ok || bad "bad topology error: $(cat "$tmp/err")"
+expect_usage "topology: no subcommand" -- "$eddy" topology
+expect_usage "topology: unknown subcommand" -- "$eddy" topology frob x
+
+# eddy run: configuration errors are usage errors that name the culprit
+expect_usage "run: no bootstrap" -- "$eddy" run --topology "$examples/monitoring.json"
+expect_usage "run: unknown setting" -- "$eddy" run --bootstrap x:1 --topology t -X num.stream.thread=2
+grep -q "did you mean 'num.stream.threads'" "$tmp/err" && ok || bad "run: no suggestion: $(cat "$tmp/err")"
+expect_usage "run: bad threads" -- "$eddy" run --bootstrap x:1 --topology t --threads 0
+printf 'bootstrap.servers=x:1\ncommit.interval.ms=soon\n' >"$tmp/bad.properties"
+expect_usage "run: bad config file" -- "$eddy" run --config "$tmp/bad.properties" --topology t
+grep -q "bad.properties:2" "$tmp/err" && ok || bad "run: config error has no FILE:LINE: $(cat "$tmp/err")"
+expect_exit 1 "run: bad topology file" -- "$eddy" run --bootstrap x:1 --topology "$data/bad_duration.json" --http off
 
 # A real broker and generator.
 "$eddy" broker --topic a:12 --topic b --partitions 6 --bootstrap-file "$tmp/bs" \
@@ -81,6 +105,10 @@ expect_exit 0 "gen activity into b (6 partitions, bootstrap.servers= form)" -- \
   "$eddy" gen --bootstrap "$bs" --topic b --kind activity --count 500 --rate 10000 -q
 expect_exit 1 "gen into a missing topic" -- "$eddy" gen --bootstrap "$bs" --topic nope --count 5
 grep -q "does not exist" "$tmp/err" && ok || bad "missing topic message: $(cat "$tmp/err")"
+
+expect_exit 1 "run: missing source topic" -- "$eddy" run --bootstrap "$bs" --topology \
+  "$examples/activity.json" --state-dir "$tmp/state" --http off
+grep -q "user-events' does not exist" "$tmp/err" && ok || bad "run: missing topic message: $(cat "$tmp/err")"
 
 kill -TERM "$broker_pid"
 wait "$broker_pid"; rc=$?
