@@ -8,6 +8,7 @@
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/runtime.h"
+#include "engine/sink.h"
 #include "engine/stream_thread.h"
 #include "engine/util.h"
 #include "query/api.h"
@@ -191,6 +192,7 @@ int eddy_cmd_run(int argc, char **argv)
     eddy_runtime_t *rt = calloc(1, sizeof(*rt));
     eddy_stream_thread_t *threads[64] = {0};
     eddy_api_t *api = NULL;
+    eddy_sink_t *sink = NULL;
     eddy_topology_t *topo = NULL;
     rc = EDDY_EXIT_FAIL;
     eddy_cli_catch_stop_signals();
@@ -219,6 +221,7 @@ int eddy_cmd_run(int argc, char **argv)
         atomic_store(&rt->metrics.parts[p].next_offset, -1);
         atomic_store(&rt->metrics.parts[p].committed_offset, -1);
         atomic_store(&rt->metrics.parts[p].stream_time, INT64_MIN);
+        atomic_store(&rt->metrics.parts[p].committed_stream_time, INT64_MIN);
     }
     eddy_config_log(&cfg);
 
@@ -257,6 +260,11 @@ int eddy_cmd_run(int argc, char **argv)
             goto out;
         }
     }
+    sink = eddy_sink_new(rt, dir, errstr, sizeof(errstr));
+    if (!sink && *errstr) {
+        eddy_log_error("%s", errstr);
+        goto out;
+    }
     for (int i = 0; i < cfg.num_stream_threads; i++) {
         threads[i] = eddy_stream_thread_start(rt, i, errstr, sizeof(errstr));
         if (!threads[i]) {
@@ -270,8 +278,13 @@ int eddy_cmd_run(int argc, char **argv)
                   cfg.application_server);
 
     rc = EDDY_EXIT_OK;
+    int64_t next_sink_tick = eddy_mono_ns();
     while (!eddy_cli_stop) {
         eddy_sleep_ns(100 * 1000000, NULL);
+        if (sink && eddy_mono_ns() >= next_sink_tick) {
+            eddy_sink_tick(sink);
+            next_sink_tick = eddy_mono_ns() + cfg.commit_interval_ms * 1000000;
+        }
         for (int i = 0; i < cfg.num_stream_threads; i++)
             if (threads[i] && eddy_stream_thread_failed(threads[i])) {
                 eddy_log_error("a stream thread failed; stopping");
@@ -286,7 +299,10 @@ stop:
             eddy_stream_thread_signal_stop(threads[i]);
     for (int i = 0; i < cfg.num_stream_threads; i++)
         eddy_stream_thread_join(threads[i]);
+    if (sink)
+        eddy_sink_tick(sink); /* what the final commits closed */
 out:
+    eddy_sink_destroy(sink);
     eddy_api_stop(api);
     if (rt->db)
         eddy_statedb_close(rt->db);

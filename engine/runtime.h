@@ -24,13 +24,14 @@
 /** One input partition as seen by this instance. Written by the owning stream
  *  thread only (relaxed atomics), read by HTTP threads. */
 typedef struct eddy_partition_stats_s {
-    atomic_int owner;              /* stream thread index + 1; 0 = not owned here */
-    atomic_llong processed;        /* records processed since the task started */
-    atomic_llong late;             /* (record, window) updates dropped: window closed */
-    atomic_llong undecodable;      /* records that could not be decoded */
-    atomic_llong next_offset;      /* next input offset to process (-1 unknown) */
-    atomic_llong committed_offset; /* next offset as of the last commit */
-    atomic_llong stream_time;      /* largest event time seen (ms) */
+    atomic_int owner;                   /* stream thread index + 1; 0 = not owned here */
+    atomic_llong processed;             /* records processed since the task started */
+    atomic_llong late;                  /* (record, window) updates dropped: window closed */
+    atomic_llong undecodable;           /* records that could not be decoded */
+    atomic_llong next_offset;           /* next input offset to process (-1 unknown) */
+    atomic_llong committed_offset;      /* next offset as of the last commit */
+    atomic_llong stream_time;           /* largest event time seen (ms) */
+    atomic_llong committed_stream_time; /* stream time as of the last commit */
 } eddy_partition_stats_t;
 
 typedef struct eddy_metrics_s {

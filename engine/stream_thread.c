@@ -41,7 +41,7 @@ struct eddy_stream_thread_s {
 
 /* Writes every task's dirty state and checkpoint in one atomic batch, then tells
  * the group. Runs on the stream thread (also from the rebalance callback). */
-static eddy_err_t commit_tasks(eddy_stream_thread_t *st)
+static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
 {
     if (st->n_tasks == 0)
         return EDDY_OK;
@@ -66,7 +66,7 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st)
         if (next >= 0)
             rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset = next;
     }
-    if (offsets->cnt > 0)
+    if (offsets->cnt > 0 && to_group)
         rd_kafka_commit(st->rk, offsets, 1 /* async */);
     rd_kafka_topic_partition_list_destroy(offsets);
     int64_t dt = eddy_mono_ns() - t0;
@@ -131,7 +131,9 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
 {
     /* State and offsets of the leaving tasks are written before they go, so the
      * next owner (here or elsewhere) resumes exactly where they stopped. */
-    if (commit_tasks(st))
+    /* Not to the group: it is rebalancing and would refuse; local state is what
+     * the next owner resumes from. */
+    if (commit_tasks(st, false))
         eddy_log_error("could not commit revoked tasks; they will resume from the last "
                        "successful commit");
     for (int i = 0; i < parts->cnt; i++) {
@@ -233,13 +235,13 @@ static void *thread_main(void *arg)
             }
             rd_kafka_message_destroy(msg);
         }
-        if (eddy_mono_ns() - st->last_commit_ns >= commit_ns && commit_tasks(st)) {
+        if (eddy_mono_ns() - st->last_commit_ns >= commit_ns && commit_tasks(st, true)) {
             atomic_store(&st->failed, true);
             break;
         }
     }
     if (!atomic_load(&st->failed))
-        commit_tasks(st);
+        commit_tasks(st, true);
     /* Leaves the group: the revoke callback commits and closes every task. */
     rd_kafka_consumer_close(st->rk);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)

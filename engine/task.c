@@ -26,6 +26,7 @@ typedef struct task_store_s {
     const eddy_agg_layout_t *layout; /* shared by all tasks */
     int index;                       /* column family index in the state db */
     eddy_cache_t *cache;             /* (window, key) -> eddy_agg_t */
+    int64_t expired_before;          /* windows before this start were deleted */
 } task_store_t;
 
 struct eddy_task_s {
@@ -70,6 +71,7 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
         ts->layout = rt->layouts[i];
         ts->index = eddy_statedb_store_index(rt->db, ts->def->name);
         ts->cache = eddy_cache_new(free_agg, NULL);
+        ts->expired_before = INT64_MIN;
         if (!ts->cache || ts->index < 0) {
             eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "cannot set up store %s", ts->def->name);
             eddy_task_destroy(task);
@@ -93,6 +95,7 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     atomic_store(&task->stats->next_offset, task->next_offset);
     atomic_store(&task->stats->committed_offset, task->next_offset);
     atomic_store(&task->stats->stream_time, task->stream_time);
+    atomic_store(&task->stats->committed_stream_time, task->stream_time);
     eddy_log_info("task %d: %s", partition,
                   found ? "resuming from local state"
                         : "no local state, starting at the "
@@ -230,12 +233,20 @@ size_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch)
     for (size_t i = 0; i < task->n_stores; i++) {
         flush_ctx_t ctx = {task, &task->stores[i]};
         eddy_cache_foreach_dirty(task->stores[i].cache, flush_entry, &ctx);
-        /* Retention: windows that started before stream time - retention go. */
-        const eddy_window_spec_t *w = &task->stores[i].def->window;
-        if (task->stream_time != INT64_MIN)
-            eddy_statedb_batch_delete_windows_before(batch, task->rt->db, task->stores[i].index,
-                                                     task->partition,
-                                                     task->stream_time - w->retention_ms);
+        /* Retention: windows that started before stream time - retention go. The
+         * cutoff is rounded down to the window advance so the range delete is
+         * issued only when a whole window expires (each one slows iterators). */
+        task_store_t *ts = &task->stores[i];
+        const eddy_window_spec_t *w = &ts->def->window;
+        if (task->stream_time != INT64_MIN) {
+            int64_t cutoff = task->stream_time - w->retention_ms;
+            cutoff -= ((cutoff % w->advance_ms) + w->advance_ms) % w->advance_ms;
+            if (cutoff > ts->expired_before) {
+                eddy_statedb_batch_delete_windows_before(batch, task->rt->db, ts->index,
+                                                         task->partition, cutoff);
+                ts->expired_before = cutoff;
+            }
+        }
     }
     if (task->next_offset >= 0) {
         eddy_checkpoint_t cp = {.input_offset = task->next_offset,
@@ -263,6 +274,8 @@ void eddy_task_committed(eddy_task_t *task)
             eddy_cache_evict_before(ts->cache, task->stream_time - w->size_ms - w->grace_ms + 1);
     }
     atomic_store_explicit(&task->stats->committed_offset, task->next_offset, memory_order_relaxed);
+    atomic_store_explicit(&task->stats->committed_stream_time, task->stream_time,
+                          memory_order_relaxed);
 }
 
 int64_t eddy_task_next_offset(const eddy_task_t *task)

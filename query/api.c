@@ -18,7 +18,7 @@
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include "stores/record_cache.h"
+#include "query/window_query.h"
 #include "topology/aggregate.h"
 #include "topology/topology_json.h"
 
@@ -126,66 +126,18 @@ static int get_topology(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaq
 
 /* --- /api/stores/{store}/windows -------------------------------------------------- */
 
-typedef struct merge_ctx_s {
-    const eddy_agg_layout_t *layout; /* the store's layout */
-    eddy_cache_t *merged;            /* (start, key) -> merged eddy_agg_t */
-    eddy_agg_t *scratch;             /* deserialization target */
-    const char *key;                 /* only this group key, or NULL */
-    size_t key_len;                  /* its length */
-    size_t entries;                  /* entries seen */
-    uint64_t task_mask[4];           /* tasks that contributed (bit per partition < 256) */
-    bool corrupt;                    /* an entry could not be read */
-} merge_ctx_t;
+typedef struct windows_ctx_s {
+    eddy_runtime_t *rt; /* the runtime */
+    int store;          /* store index */
+    json_t *windows;    /* the array being filled */
+} windows_ctx_t;
 
-static void free_agg(void *state, void *opaque)
+static void add_window(int64_t start, const char *key, size_t key_len, const eddy_agg_t *agg,
+                       void *opaque)
 {
-    (void)opaque;
-    eddy_agg_destroy(state);
-}
-
-static int merge_entry(int32_t task, int64_t start, const char *key, size_t key_len,
-                       const void *value, size_t value_len, void *opaque)
-{
-    merge_ctx_t *m = opaque;
-    if (m->key && (key_len != m->key_len || memcmp(key, m->key, key_len)))
-        return 0;
-    if (eddy_agg_deserialize(m->layout, m->scratch, value, value_len)) {
-        m->corrupt = true;
-        return 0;
-    }
-    eddy_cache_entry_t *e = eddy_cache_find(m->merged, start, key, key_len);
-    if (!e) {
-        eddy_agg_t *agg = eddy_agg_new(m->layout);
-        if (!agg || !(e = eddy_cache_insert(m->merged, start, key, key_len, agg)))
-            return 1;
-    }
-    eddy_agg_merge(m->layout, e->state, m->scratch);
-    m->entries++;
-    if (task >= 0 && task < 256)
-        m->task_mask[task / 64] |= 1ULL << (task % 64);
-    return 0;
-}
-
-typedef struct collect_ctx_s {
-    eddy_cache_entry_t **entries; /* all merged windows */
-    size_t n;                     /* used */
-} collect_ctx_t;
-
-static void collect(eddy_cache_entry_t *e, void *opaque)
-{
-    collect_ctx_t *c = opaque;
-    c->entries[c->n++] = e;
-}
-
-static int by_start_key(const void *a, const void *b)
-{
-    const eddy_cache_entry_t *x = *(eddy_cache_entry_t *const *)a;
-    const eddy_cache_entry_t *y = *(eddy_cache_entry_t *const *)b;
-    if (x->window_start != y->window_start)
-        return x->window_start < y->window_start ? -1 : 1;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+    windows_ctx_t *w = opaque;
+    json_array_append_new(w->windows,
+                          eddy_window_to_json(w->rt, w->store, start, key, key_len, agg));
 }
 
 static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
@@ -205,40 +157,19 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
         return eddy_http_error(resp, 400, "'from' (%lld) is after 'to' (%lld)", (long long)from,
                                (long long)to);
     const eddy_store_def_t *def = eddy_topology_store(api->rt->topo, (size_t)idx);
-    merge_ctx_t m = {.layout = api->rt->layouts[idx],
-                     .merged = eddy_cache_new(free_agg, NULL),
-                     .scratch = eddy_agg_new(api->rt->layouts[idx]),
-                     .key = eddy_http_query(req, "key")};
-    if (m.key)
-        m.key_len = strlen(m.key);
+    windows_ctx_t w = {.rt = api->rt, .store = idx, .windows = json_array()};
+    bool corrupt = false;
     char errstr[256];
-    eddy_err_t err =
-        eddy_statedb_scan(api->rt->db, idx, -1, from, to, merge_entry, &m, errstr, sizeof(errstr));
-    if (err) {
-        eddy_cache_destroy(m.merged);
-        eddy_agg_destroy(m.scratch);
+    if (eddy_windows_merged(api->rt, idx, from, to, eddy_http_query(req, "key"), add_window, &w,
+                            &corrupt, errstr, sizeof(errstr))) {
+        json_decref(w.windows);
         return eddy_http_error(resp, 500, "%s", errstr);
-    }
-    size_t n = eddy_cache_count(m.merged);
-    collect_ctx_t c = {.entries = malloc((n ? n : 1) * sizeof(*c.entries))};
-    eddy_cache_foreach(m.merged, collect, &c);
-    qsort(c.entries, c.n, sizeof(*c.entries), by_start_key);
-
-    json_t *windows = json_array();
-    for (size_t i = 0; i < c.n; i++) {
-        eddy_cache_entry_t *e = c.entries[i];
-        json_t *w = json_object();
-        json_object_set_new(w, "key", json_stringn(e->key, e->key_len));
-        json_object_set_new(w, "start", json_integer(e->window_start));
-        json_object_set_new(w, "end", json_integer(e->window_start + def->window.size_ms));
-        eddy_agg_to_json(m.layout, e->state, w);
-        json_array_append_new(windows, w);
     }
     json_t *body = json_object();
     json_object_set_new(body, "store", json_string(def->name));
     json_object_set_new(body, "from", json_integer(from));
     json_object_set_new(body, "to", json_integer(to));
-    json_object_set_new(body, "windows", windows);
+    json_object_set_new(body, "windows", w.windows);
     json_t *parts = json_array();
     int owned = 0;
     for (int p = 0; p < api->rt->source_partitions; p++)
@@ -248,14 +179,11 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
         }
     json_object_set_new(body, "partitions", parts);
     json_object_set_new(body, "complete", json_boolean(owned == api->rt->source_partitions));
-    if (m.corrupt)
+    if (corrupt)
         json_object_set_new(body, "warning",
                             json_string("some stored windows could not be "
                                         "read and were left out"));
     eddy_http_json(resp, 200, body);
-    free(c.entries);
-    eddy_cache_destroy(m.merged);
-    eddy_agg_destroy(m.scratch);
     return 0;
 }
 

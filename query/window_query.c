@@ -1,0 +1,123 @@
+/*
+ * window_query.c — merged window reads (see window_query.h). A record cache,
+ * keyed like the tasks' caches, collects the merge; entries are then sorted.
+ */
+#include "query/window_query.h"
+#include "engine/util.h"
+#include "stores/record_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct merge_ctx_s {
+    const eddy_agg_layout_t *layout; /* the store's layout */
+    eddy_cache_t *merged;            /* (start, key) -> merged eddy_agg_t */
+    eddy_agg_t *scratch;             /* deserialization target */
+    const char *key;                 /* only this group key, or NULL */
+    size_t key_len;                  /* its length */
+    bool corrupt;                    /* an entry could not be read */
+    bool nomem;                      /* out of memory: stop */
+} merge_ctx_t;
+
+static void free_agg(void *state, void *opaque)
+{
+    (void)opaque;
+    eddy_agg_destroy(state);
+}
+
+static int merge_entry(int32_t task, int64_t start, const char *key, size_t key_len,
+                       const void *value, size_t value_len, void *opaque)
+{
+    merge_ctx_t *m = opaque;
+    (void)task;
+    if (m->key && (key_len != m->key_len || memcmp(key, m->key, key_len)))
+        return 0;
+    if (eddy_agg_deserialize(m->layout, m->scratch, value, value_len)) {
+        m->corrupt = true;
+        return 0;
+    }
+    eddy_cache_entry_t *e = eddy_cache_find(m->merged, start, key, key_len);
+    if (!e) {
+        eddy_agg_t *agg = eddy_agg_new(m->layout);
+        if (!agg || !(e = eddy_cache_insert(m->merged, start, key, key_len, agg))) {
+            m->nomem = true;
+            return 1;
+        }
+    }
+    eddy_agg_merge(m->layout, e->state, m->scratch);
+    return 0;
+}
+
+typedef struct collect_ctx_s {
+    eddy_cache_entry_t **entries; /* all merged windows */
+    size_t n;                     /* used */
+} collect_ctx_t;
+
+static void collect(eddy_cache_entry_t *e, void *opaque)
+{
+    collect_ctx_t *c = opaque;
+    c->entries[c->n++] = e;
+}
+
+static int by_start_key(const void *a, const void *b)
+{
+    const eddy_cache_entry_t *x = *(eddy_cache_entry_t *const *)a;
+    const eddy_cache_entry_t *y = *(eddy_cache_entry_t *const *)b;
+    if (x->window_start != y->window_start)
+        return x->window_start < y->window_start ? -1 : 1;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int64_t to,
+                               const char *key, eddy_window_fn *fn, void *opaque, bool *corrupt,
+                               char *errstr, size_t errstr_size)
+{
+    merge_ctx_t m = {.layout = rt->layouts[store],
+                     .merged = eddy_cache_new(free_agg, NULL),
+                     .scratch = eddy_agg_new(rt->layouts[store]),
+                     .key = key,
+                     .key_len = key ? strlen(key) : 0};
+    collect_ctx_t c = {0};
+    eddy_err_t err = EDDY_OK;
+    if (!m.merged || !m.scratch) {
+        err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    err = eddy_statedb_scan(rt->db, store, -1, from, to, merge_entry, &m, errstr, errstr_size);
+    if (!err && m.nomem)
+        err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory merging windows");
+    if (err)
+        goto out;
+    size_t n = eddy_cache_count(m.merged);
+    c.entries = malloc((n ? n : 1) * sizeof(*c.entries));
+    if (!c.entries) {
+        err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    eddy_cache_foreach(m.merged, collect, &c);
+    qsort(c.entries, c.n, sizeof(*c.entries), by_start_key);
+    for (size_t i = 0; i < c.n; i++)
+        fn(c.entries[i]->window_start, c.entries[i]->key, c.entries[i]->key_len,
+           c.entries[i]->state, opaque);
+out:
+    if (corrupt)
+        *corrupt = m.corrupt;
+    free(c.entries);
+    eddy_cache_destroy(m.merged);
+    eddy_agg_destroy(m.scratch);
+    return err;
+}
+
+json_t *eddy_window_to_json(const eddy_runtime_t *rt, int store, int64_t start, const char *key,
+                            size_t key_len, const eddy_agg_t *agg)
+{
+    const eddy_store_def_t *def = eddy_topology_store(rt->topo, (size_t)store);
+    json_t *w = json_object();
+    json_object_set_new(w, "key", json_stringn(key, key_len));
+    json_object_set_new(w, "start", json_integer(start));
+    json_object_set_new(w, "end", json_integer(start + def->window.size_ms));
+    eddy_agg_to_json(rt->layouts[store], agg, w);
+    return w;
+}
