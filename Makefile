@@ -50,7 +50,8 @@ asan:
 
 tsan:
 	$(MAKE) build BUILD=build-tsan BUILD_TYPE=Tsan WERROR=ON
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L unit -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --output-on-failure -L unit -j $(JOBS)
 
 C_SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 

@@ -6,6 +6,7 @@
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/util.h"
+#include "topology/topology_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -72,32 +73,6 @@ void eddy_config_free(eddy_config_t *cfg)
         free(cfg->producer_props[i].value);
     }
     memset(cfg, 0, sizeof(*cfg));
-}
-
-/* Levenshtein distance, for "did you mean". */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
-        return 64;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j];
-            size_t best = prev + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            prev = cur;
-        }
-    }
-    return row[lb];
 }
 
 static eddy_err_t add_prop(eddy_kv_t *props, int *n, const char *key, const char *value,
@@ -180,7 +155,7 @@ eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *valu
     const char *nearest = NULL;
     size_t best = 4;
     for (size_t i = 0; i < N_KEYS; i++) {
-        size_t d = edit_distance(key, keys[i].name);
+        size_t d = eddy_topology_edit_distance(key, keys[i].name);
         if (d < best) {
             best = d;
             nearest = keys[i].name;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 typedef struct merge_ctx_s {
+    const eddy_runtime_t *rt;        /* which partitions this instance owns */
     const eddy_agg_layout_t *layout; /* the store's layout */
     eddy_cache_t *merged;            /* (start, key) -> merged eddy_agg_t */
     eddy_agg_t *scratch;             /* deserialization target */
@@ -29,7 +30,10 @@ static int merge_entry(int32_t task, int64_t start, const char *key, size_t key_
                        const void *value, size_t value_len, void *opaque)
 {
     merge_ctx_t *m = opaque;
-    (void)task;
+    /* State of a partition this instance no longer owns is stale: its new owner
+     * answers for it. */
+    if (task < 0 || task >= EDDY_MAX_PARTITIONS || !atomic_load(&m->rt->metrics.parts[task].owner))
+        return 0;
     if (m->key && (key_len != m->key_len || memcmp(key, m->key, key_len)))
         return 0;
     if (eddy_agg_deserialize(m->layout, m->scratch, value, value_len)) {
@@ -74,7 +78,8 @@ eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int6
                                const char *key, eddy_window_fn *fn, void *opaque, bool *corrupt,
                                char *errstr, size_t errstr_size)
 {
-    merge_ctx_t m = {.layout = rt->layouts[store],
+    merge_ctx_t m = {.rt = rt,
+                     .layout = rt->layouts[store],
                      .merged = eddy_cache_new(free_agg, NULL),
                      .scratch = eddy_agg_new(rt->layouts[store]),
                      .key = key,

@@ -1,6 +1,8 @@
 /*
  * window_query.h — reads a store's committed windows across every local task and
- * merges the partials of each (window start, group key) into one aggregate. The
+ * merges the partials of each (window start, group key) into one aggregate. Only
+ * partitions this instance owns now count (the state of a partition that moved
+ * away is stale). The
  * REST API and the sink emitter both read windows through here. Any thread; the
  * scan sees one consistent snapshot of the state database.
  */

@@ -2,12 +2,14 @@
  * aggregate.c — aggregate layouts and states (see aggregate.h).
  *
  * State = a fixed array of scalar slots (int64 counters and doubles) plus arrays
- * of sketch and HLL pointers, sized by the layout. Serialized form, version 1:
- *   u8 version, then each scalar slot (int64 as zigzag varint, double as 8 bytes
- *   little-endian), then per sketch and per HLL a varint length + its bytes.
+ * of sketch and HLL pointers, sized by the layout. Serialized form, version 1
+ * (topology/codec.h): u8 version, then each scalar slot (int64 as zigzag varint,
+ * double as 8 bytes little-endian), then per sketch and per HLL a varint length
+ * and its bytes.
  */
 #include "topology/aggregate.h"
 #include "engine/util.h"
+#include "topology/codec.h"
 #include "topology/hll.h"
 #include "topology/sketch.h"
 
@@ -275,111 +277,75 @@ eddy_err_t eddy_agg_merge(const eddy_agg_layout_t *l, eddy_agg_t *dst, const edd
 
 /* --- serialization ---------------------------------------------------------- */
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return true;
-    }
-    return false;
-}
-
 static bool is_int_slot(slot_kind_t k)
 {
     return k == SLOT_COUNT || k == SLOT_COUNTIF || k == SLOT_NCOUNT;
 }
 
+/* Writes (or, with w->buf NULL, measures) the state; sketch and HLL bytes go
+ * after their length, produced straight into the output. */
+static void encode(const eddy_agg_layout_t *l, const eddy_agg_t *a, eddy_writer_t *w)
+{
+    eddy_put_byte(w, FORMAT_VERSION);
+    for (int i = 0; i < l->n_slots; i++) {
+        if (is_int_slot(l->slots[i].kind))
+            eddy_put_varint(w, eddy_zigzag64(a->v[i].i));
+        else
+            eddy_put_f64(w, a->v[i].d);
+    }
+    for (int i = 0; i < l->n_sketches + l->n_hlls; i++) {
+        bool sk = i < l->n_sketches;
+        size_t len = sk ? eddy_sketch_serialized_size(a->sketches[i])
+                        : eddy_hll_serialized_size(a->hlls[i - l->n_sketches]);
+        eddy_put_varint(w, len);
+        if (w->buf && w->len + len <= w->cap) {
+            if (sk)
+                eddy_sketch_serialize(a->sketches[i], w->buf + w->len, len);
+            else
+                eddy_hll_serialize(a->hlls[i - l->n_sketches], w->buf + w->len, len);
+        }
+        w->len += len;
+    }
+}
+
 size_t eddy_agg_serialized_size(const eddy_agg_layout_t *l, const eddy_agg_t *a)
 {
-    size_t n = 1 + (size_t)l->n_slots * 10;
-    for (int i = 0; i < l->n_sketches; i++)
-        n += 10 + eddy_sketch_serialized_size(a->sketches[i]);
-    for (int i = 0; i < l->n_hlls; i++)
-        n += 10 + eddy_hll_serialized_size(a->hlls[i]);
-    return n;
+    eddy_writer_t w = {NULL, 0, 0};
+    encode(l, a, &w);
+    return w.len;
 }
 
 size_t eddy_agg_serialize(const eddy_agg_layout_t *l, const eddy_agg_t *a, uint8_t *buf, size_t cap)
 {
-    if (cap < eddy_agg_serialized_size(l, a))
-        return 0;
-    uint8_t *p = buf;
-    *p++ = FORMAT_VERSION;
-    for (int i = 0; i < l->n_slots; i++) {
-        if (is_int_slot(l->slots[i].kind)) {
-            int64_t v = a->v[i].i;
-            p += put_varint(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-        } else {
-            uint64_t bits;
-            memcpy(&bits, &a->v[i].d, 8);
-            for (int b = 0; b < 8; b++)
-                *p++ = (uint8_t)(bits >> (8 * b));
-        }
-    }
-    for (int i = 0; i < l->n_sketches; i++) {
-        size_t len = eddy_sketch_serialized_size(a->sketches[i]);
-        p += put_varint(p, len);
-        p += eddy_sketch_serialize(a->sketches[i], p, len);
-    }
-    for (int i = 0; i < l->n_hlls; i++) {
-        size_t len = eddy_hll_serialized_size(a->hlls[i]);
-        p += put_varint(p, len);
-        p += eddy_hll_serialize(a->hlls[i], p, len);
-    }
-    return (size_t)(p - buf);
+    eddy_writer_t w = {buf, cap, 0};
+    encode(l, a, &w);
+    return w.len <= cap ? w.len : 0;
 }
 
 eddy_err_t eddy_agg_deserialize(const eddy_agg_layout_t *l, eddy_agg_t *a, const uint8_t *buf,
                                 size_t len)
 {
-    const uint8_t *p = buf, *end = buf + len;
-    if (len < 1 || *p++ != FORMAT_VERSION)
+    eddy_reader_t r = {buf, buf + len, false};
+    if (eddy_get_byte(&r) != FORMAT_VERSION)
         return EDDY_ERR_INVALID;
-    for (int i = 0; i < l->n_slots; i++) {
-        if (is_int_slot(l->slots[i].kind)) {
-            uint64_t z;
-            if (!get_varint(&p, end, &z))
-                return EDDY_ERR_INVALID;
-            a->v[i].i = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-        } else {
-            if (end - p < 8)
-                return EDDY_ERR_INVALID;
-            uint64_t bits = 0;
-            for (int b = 0; b < 8; b++)
-                bits |= (uint64_t)p[b] << (8 * b);
-            p += 8;
-            memcpy(&a->v[i].d, &bits, 8);
-        }
+    for (int i = 0; i < l->n_slots && !r.bad; i++) {
+        if (is_int_slot(l->slots[i].kind))
+            a->v[i].i = eddy_unzigzag64(eddy_get_varint(&r));
+        else
+            a->v[i].d = eddy_get_f64(&r);
     }
-    for (int i = 0; i < l->n_sketches; i++) {
-        uint64_t n;
-        if (!get_varint(&p, end, &n) || n > (uint64_t)(end - p) ||
-            eddy_sketch_deserialize(a->sketches[i], p, (size_t)n))
+    for (int i = 0; i < l->n_sketches + l->n_hlls && !r.bad; i++) {
+        uint64_t n = eddy_get_varint(&r);
+        const uint8_t *p = r.bad || n > (uint64_t)(r.end - r.p) ? NULL : eddy_get_bytes(&r, n);
+        if (!p)
             return EDDY_ERR_INVALID;
-        p += n;
-    }
-    for (int i = 0; i < l->n_hlls; i++) {
-        uint64_t n;
-        if (!get_varint(&p, end, &n) || n > (uint64_t)(end - p) ||
-            eddy_hll_deserialize(a->hlls[i], p, (size_t)n))
+        eddy_err_t err = i < l->n_sketches
+                             ? eddy_sketch_deserialize(a->sketches[i], p, (size_t)n)
+                             : eddy_hll_deserialize(a->hlls[i - l->n_sketches], p, (size_t)n);
+        if (err)
             return EDDY_ERR_INVALID;
-        p += n;
     }
-    return p == end ? EDDY_OK : EDDY_ERR_INVALID;
+    return !r.bad && r.p == r.end ? EDDY_OK : EDDY_ERR_INVALID;
 }
 
 int64_t eddy_agg_count(const eddy_agg_t *agg)

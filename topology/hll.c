@@ -12,6 +12,8 @@
 #include "topology/hll.h"
 #include "topology/hash.h"
 
+#include "topology/codec.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,51 +311,29 @@ bool eddy_hll_is_sparse(const eddy_hll_t *hll)
 
 /* --- serialization ------------------------------------------------------------ */
 
-typedef struct writer_s {
-    uint8_t *buf; /* output; NULL to only measure */
-    size_t cap;   /* bytes available at buf */
-    size_t len;   /* bytes produced so far, possibly more than cap */
-} writer_t;
-
-static void put_byte(writer_t *w, uint8_t b)
-{
-    if (w->len < w->cap)
-        w->buf[w->len] = b;
-    w->len++;
-}
-
-static void put_varint(writer_t *w, uint64_t v)
-{
-    while (v >= 0x80) {
-        put_byte(w, (uint8_t)(v | 0x80));
-        v >>= 7;
-    }
-    put_byte(w, (uint8_t)v);
-}
-
 static size_t encode(const eddy_hll_t *hll, uint8_t *buf, size_t cap)
 {
-    writer_t w = {buf, cap, 0};
-    put_byte(&w, VERSION);
+    eddy_writer_t w = {buf, cap, 0};
+    eddy_put_byte(&w, VERSION);
     if (hll->regs) {
-        put_byte(&w, FORM_DENSE);
+        eddy_put_byte(&w, FORM_DENSE);
         if (w.len + PACKED_SIZE > cap) /* only measuring, or too small */
             return w.len + PACKED_SIZE;
         const uint8_t *r = hll->regs;
         for (uint32_t i = 0; i < EDDY_HLL_M; i += 4) {
             uint32_t v = r[i] | (uint32_t)r[i + 1] << 6 | (uint32_t)r[i + 2] << 12 |
                          (uint32_t)r[i + 3] << 18;
-            put_byte(&w, (uint8_t)v);
-            put_byte(&w, (uint8_t)(v >> 8));
-            put_byte(&w, (uint8_t)(v >> 16));
+            eddy_put_byte(&w, (uint8_t)v);
+            eddy_put_byte(&w, (uint8_t)(v >> 8));
+            eddy_put_byte(&w, (uint8_t)(v >> 16));
         }
         return w.len;
     }
-    put_byte(&w, FORM_SPARSE);
-    put_varint(&w, hll->n);
+    eddy_put_byte(&w, FORM_SPARSE);
+    eddy_put_varint(&w, hll->n);
     uint32_t prev = 0;
     for (uint32_t k = 0; k < hll->n; k++) {
-        put_varint(&w, hll->sparse[k] - prev);
+        eddy_put_varint(&w, hll->sparse[k] - prev);
         prev = hll->sparse[k];
     }
     return w.len;
@@ -370,49 +350,13 @@ size_t eddy_hll_serialize(const eddy_hll_t *hll, uint8_t *buf, size_t cap)
     return len <= cap ? len : 0;
 }
 
-typedef struct reader_s {
-    const uint8_t *p;   /* next byte */
-    const uint8_t *end; /* one past the last byte */
-    bool bad;           /* ran out or met a malformed varint; reads return 0 from then on */
-} reader_t;
-
-static uint8_t get_byte(reader_t *r)
-{
-    if (r->bad || r->p == r->end) {
-        r->bad = true;
-        return 0;
-    }
-    return *r->p++;
-}
-
-/* A minimal LEB128 varint of at most 64 bits; anything else marks r bad. */
-static uint64_t get_varint(reader_t *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t b = get_byte(r);
-        if (r->bad)
-            return 0;
-        if (shift == 63 && b > 1)
-            break;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            if (b == 0 && shift > 0) /* a redundant trailing zero group */
-                break;
-            return v;
-        }
-    }
-    r->bad = true;
-    return 0;
-}
-
 /* Decodes buf into `out`, which starts zeroed; the caller frees it whatever the
  * outcome. */
 static eddy_err_t decode(eddy_hll_t *out, const uint8_t *buf, size_t len)
 {
-    reader_t r = {buf, buf + len, false};
-    uint8_t version = get_byte(&r);
-    uint8_t form = get_byte(&r);
+    eddy_reader_t r = {buf, buf + len, false};
+    uint8_t version = eddy_get_byte(&r);
+    uint8_t form = eddy_get_byte(&r);
     if (r.bad || version != VERSION)
         return EDDY_ERR_INVALID;
 
@@ -436,7 +380,7 @@ static eddy_err_t decode(eddy_hll_t *out, const uint8_t *buf, size_t len)
     if (form != FORM_SPARSE)
         return EDDY_ERR_INVALID;
 
-    uint64_t n = get_varint(&r);
+    uint64_t n = eddy_get_varint(&r);
     /* Every entry takes a byte at least: refuse before allocating for a lie. */
     if (r.bad || n > EDDY_HLL_SPARSE_MAX || n > (uint64_t)(r.end - r.p))
         return EDDY_ERR_INVALID;
@@ -444,7 +388,7 @@ static eddy_err_t decode(eddy_hll_t *out, const uint8_t *buf, size_t len)
         return EDDY_ERR_NOMEM;
     uint64_t prev = 0;
     for (uint64_t k = 0; k < n; k++) {
-        uint64_t delta = get_varint(&r);
+        uint64_t delta = eddy_get_varint(&r);
         uint64_t e = prev + delta;
         uint64_t rank = e & 63;
         if (r.bad || delta > MAX_ENTRY || e > MAX_ENTRY || rank < 1 || rank > SPARSE_Q + 1)

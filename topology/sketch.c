@@ -12,6 +12,8 @@
 #include "topology/sketch.h"
 
 #include <assert.h>
+#include "topology/codec.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,36 +349,6 @@ bool eddy_sketch_collapsed(const eddy_sketch_t *sketch)
 
 /* --- serialization ------------------------------------------------------------ */
 
-typedef struct writer_s {
-    uint8_t *buf; /* output; NULL to only measure */
-    size_t cap;   /* bytes available at buf */
-    size_t len;   /* bytes produced so far, possibly more than cap */
-} writer_t;
-
-static void put_byte(writer_t *w, uint8_t b)
-{
-    if (w->len < w->cap)
-        w->buf[w->len] = b;
-    w->len++;
-}
-
-static void put_varint(writer_t *w, uint64_t v)
-{
-    while (v >= 0x80) {
-        put_byte(w, (uint8_t)(v | 0x80));
-        v >>= 7;
-    }
-    put_byte(w, (uint8_t)v);
-}
-
-static void put_f64(writer_t *w, double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, sizeof(u));
-    for (int i = 0; i < 8; i++)
-        put_byte(w, (uint8_t)(u >> (8 * i)));
-}
-
 static uint64_t zigzag(int32_t v)
 {
     return v < 0 ? ((uint64_t)(-(int64_t)v) << 1) - 1 : (uint64_t)v << 1;
@@ -387,30 +359,30 @@ static int64_t unzigzag(uint64_t z)
     return z & 1 ? -(int64_t)(z >> 1) - 1 : (int64_t)(z >> 1);
 }
 
-static void put_store(writer_t *w, const store_t *st)
+static void put_store(eddy_writer_t *w, const store_t *st)
 {
     if (st->total == 0) {
-        put_varint(w, 0);
+        eddy_put_varint(w, 0);
         return;
     }
-    put_varint(w, (uint64_t)(st->hi - st->lo + 1));
-    put_varint(w, zigzag(st->lo));
+    eddy_put_varint(w, (uint64_t)(st->hi - st->lo + 1));
+    eddy_put_varint(w, zigzag(st->lo));
     for (int32_t i = st->lo; i <= st->hi; i++)
-        put_varint(w, st->counts[i - st->offset]);
+        eddy_put_varint(w, st->counts[i - st->offset]);
 }
 
 static size_t encode(const eddy_sketch_t *sketch, uint8_t *buf, size_t cap)
 {
-    writer_t w = {buf, cap, 0};
-    put_byte(&w, VERSION);
-    put_byte(&w, (uint8_t)((sketch->neg.collapsed ? FLAG_NEG_COLLAPSED : 0) |
-                           (sketch->pos.collapsed ? FLAG_POS_COLLAPSED : 0)));
-    put_varint(&w, sketch->count);
+    eddy_writer_t w = {buf, cap, 0};
+    eddy_put_byte(&w, VERSION);
+    eddy_put_byte(&w, (uint8_t)((sketch->neg.collapsed ? FLAG_NEG_COLLAPSED : 0) |
+                                (sketch->pos.collapsed ? FLAG_POS_COLLAPSED : 0)));
+    eddy_put_varint(&w, sketch->count);
     if (sketch->count > 0) {
-        put_f64(&w, sketch->sum);
-        put_f64(&w, sketch->min);
-        put_f64(&w, sketch->max);
-        put_varint(&w, sketch->zero);
+        eddy_put_f64(&w, sketch->sum);
+        eddy_put_f64(&w, sketch->min);
+        eddy_put_f64(&w, sketch->max);
+        eddy_put_varint(&w, sketch->zero);
         put_store(&w, &sketch->neg);
         put_store(&w, &sketch->pos);
     }
@@ -428,58 +400,12 @@ size_t eddy_sketch_serialize(const eddy_sketch_t *sketch, uint8_t *buf, size_t c
     return len <= cap ? len : 0;
 }
 
-typedef struct reader_s {
-    const uint8_t *p;   /* next byte */
-    const uint8_t *end; /* one past the last byte */
-    bool bad;           /* ran out or met a malformed varint; reads return 0 from then on */
-} reader_t;
-
-static uint8_t get_byte(reader_t *r)
-{
-    if (r->bad || r->p == r->end) {
-        r->bad = true;
-        return 0;
-    }
-    return *r->p++;
-}
-
-/* A minimal LEB128 varint of at most 64 bits; anything else marks r bad. */
-static uint64_t get_varint(reader_t *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t b = get_byte(r);
-        if (r->bad)
-            return 0;
-        if (shift == 63 && b > 1)
-            break;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            if (b == 0 && shift > 0) /* a redundant trailing zero group */
-                break;
-            return v;
-        }
-    }
-    r->bad = true;
-    return 0;
-}
-
-static double get_f64(reader_t *r)
-{
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u |= (uint64_t)get_byte(r) << (8 * i);
-    double d;
-    memcpy(&d, &u, sizeof(d));
-    return d;
-}
-
 /* Reads one store into an empty st, accepting only what put_store writes for
  * indices in [index_min, index_max]. */
-static eddy_err_t get_store(reader_t *r, store_t *st, int32_t index_min, int32_t index_max,
+static eddy_err_t get_store(eddy_reader_t *r, store_t *st, int32_t index_min, int32_t index_max,
                             bool collapsed)
 {
-    uint64_t span = get_varint(r);
+    uint64_t span = eddy_get_varint(r);
     if (r->bad || span > MAX_BUCKETS)
         return EDDY_ERR_INVALID;
     if (span == 0)
@@ -487,7 +413,7 @@ static eddy_err_t get_store(reader_t *r, store_t *st, int32_t index_min, int32_t
     /* A collapsed store always spans exactly MAX_BUCKETS. */
     if (collapsed && span != MAX_BUCKETS)
         return EDDY_ERR_INVALID;
-    int64_t lo = unzigzag(get_varint(r));
+    int64_t lo = unzigzag(eddy_get_varint(r));
     if (r->bad || lo < index_min || lo + (int64_t)span - 1 > index_max)
         return EDDY_ERR_INVALID;
     /* Every count takes a byte at least: refuse before allocating for a lie. */
@@ -500,7 +426,7 @@ static eddy_err_t get_store(reader_t *r, store_t *st, int32_t index_min, int32_t
     st->lo = (int32_t)lo;
     st->hi = (int32_t)(lo + (int64_t)span - 1);
     for (uint64_t k = 0; k < span; k++) {
-        uint64_t c = get_varint(r);
+        uint64_t c = eddy_get_varint(r);
         if (r->bad || st->total + c < st->total)
             return EDDY_ERR_INVALID;
         if ((k == 0 || k == span - 1) && c == 0)
@@ -521,20 +447,20 @@ static int sign_class(double v)
  * whatever the outcome. */
 static eddy_err_t decode(eddy_sketch_t *out, const uint8_t *buf, size_t len)
 {
-    reader_t r = {buf, buf + len, false};
-    uint8_t version = get_byte(&r);
-    uint8_t flags = get_byte(&r);
-    uint64_t count = get_varint(&r);
+    eddy_reader_t r = {buf, buf + len, false};
+    uint8_t version = eddy_get_byte(&r);
+    uint8_t flags = eddy_get_byte(&r);
+    uint64_t count = eddy_get_varint(&r);
     if (r.bad || version != VERSION || (flags & ~(FLAG_NEG_COLLAPSED | FLAG_POS_COLLAPSED)))
         return EDDY_ERR_INVALID;
     if (count == 0)
         return flags == 0 && r.p == r.end ? EDDY_OK : EDDY_ERR_INVALID;
 
     out->count = count;
-    out->sum = get_f64(&r);
-    out->min = get_f64(&r);
-    out->max = get_f64(&r);
-    out->zero = get_varint(&r);
+    out->sum = eddy_get_f64(&r);
+    out->min = eddy_get_f64(&r);
+    out->max = eddy_get_f64(&r);
+    out->zero = eddy_get_varint(&r);
     if (r.bad || !isfinite(out->min) || !isfinite(out->max) || out->min > out->max)
         return EDDY_ERR_INVALID;
     eddy_err_t err = get_store(&r, &out->neg, -INDEX_MAX, -INDEX_MIN, flags & FLAG_NEG_COLLAPSED);
