@@ -15,86 +15,18 @@
 #include "query/api.h"
 #include "engine/log.h"
 #include "engine/util.h"
-#include <microhttpd.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include "query/http.h"
 #include "query/window_query.h"
 #include "topology/aggregate.h"
 #include "topology/topology_json.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct eddy_api_s {
-    eddy_runtime_t *rt;     /* borrowed */
-    struct MHD_Daemon *mhd; /* the server (libmicrohttpd, its own thread pool) */
+    eddy_runtime_t *rt; /* borrowed */
+    eddy_http_t *http;  /* the server (query/http.c) */
 };
-
-/* One request as the handlers see it. */
-typedef struct eddy_http_req_s {
-    struct MHD_Connection *conn; /* for query arguments */
-    char store[256];             /* the {store} path segment, percent-decoded */
-} eddy_http_req_t;
-
-/* The answer a handler builds. */
-typedef struct eddy_http_resp_s {
-    int status;   /* HTTP status */
-    json_t *body; /* JSON body (owned) */
-} eddy_http_resp_t;
-
-static void eddy_http_json(eddy_http_resp_t *resp, int status, json_t *body)
-{
-    resp->status = status;
-    json_decref(resp->body);
-    resp->body = body;
-}
-
-static int eddy_http_error(eddy_http_resp_t *resp, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int eddy_http_error(eddy_http_resp_t *resp, int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_t *err = json_object();
-    json_object_set_new(err, "status", json_integer(status));
-    json_object_set_new(err, "message", json_string(msg));
-    json_t *body = json_object();
-    json_object_set_new(body, "error", err);
-    eddy_http_json(resp, status, body);
-    return 0;
-}
-
-static const char *eddy_http_param(eddy_http_req_t *req, const char *name)
-{
-    (void)name; /* the only path parameter is {store} */
-    return req->store;
-}
-
-static const char *eddy_http_query(eddy_http_req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-/* Parses an optional integer query parameter; answers 400 and returns -1 if bad. */
-static int eddy_http_query_i64(eddy_http_req_t *req, eddy_http_resp_t *resp, const char *name,
-                               int64_t *out)
-{
-    const char *v = eddy_http_query(req, name);
-    if (!v)
-        return 0;
-    if (!eddy_parse_i64(v, INT64_MIN, INT64_MAX, out)) {
-        eddy_http_error(resp, 400, "query parameter '%s' must be epoch milliseconds, got '%s'",
-                        name, v);
-        return -1;
-    }
-    return 0;
-}
 
 /* --- /api/stores ----------------------------------------------------------------- */
 
@@ -151,8 +83,9 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
     if (idx < 0)
         return eddy_http_error(resp, 404, "no store named '%s' (GET /api/stores lists them)", name);
     int64_t from = 0, to = INT64_MAX;
-    if (eddy_http_query_i64(req, resp, "from", &from) || eddy_http_query_i64(req, resp, "to", &to))
-        return 0; /* the helper answered 400 */
+    if (eddy_http_query_i64(req, resp, "from", "epoch milliseconds", INT64_MIN, INT64_MAX, &from) ||
+        eddy_http_query_i64(req, resp, "to", "epoch milliseconds", INT64_MIN, INT64_MAX, &to))
+        return 0; /* answered 400 */
     if (from > to)
         return eddy_http_error(resp, 400, "'from' (%lld) is after 'to' (%lld)", (long long)from,
                                (long long)to);
@@ -239,115 +172,28 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
     return 0;
 }
 
-typedef int(handler_fn)(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque);
-
-/* Percent-decodes src[0..len) into dst (cap bytes); false if it does not fit. */
-static bool decode_segment(const char *src, size_t len, char *dst, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (n + 1 >= cap)
-            return false;
-        unsigned v;
-        if (src[i] == '%' && i + 2 < len && sscanf(src + i + 1, "%2x", &v) == 1) {
-            dst[n++] = (char)v;
-            i += 2;
-        } else {
-            dst[n++] = src[i];
-        }
-    }
-    dst[n] = '\0';
-    return true;
-}
-
-/* Routes a path to its handler; fills req->store for the windows route. Returns
- * NULL for an unknown path. */
-static handler_fn *route(const char *url, eddy_http_req_t *req)
-{
-    if (!strcmp(url, "/api/stores"))
-        return get_stores;
-    if (!strcmp(url, "/api/topology"))
-        return get_topology;
-    if (!strcmp(url, "/api/health") || !strcmp(url, "/api/metrics/health"))
-        return get_health;
-    static const char prefix[] = "/api/stores/", suffix[] = "/windows";
-    size_t len = strlen(url);
-    if (!strncmp(url, prefix, sizeof(prefix) - 1) &&
-        len > sizeof(prefix) - 1 + sizeof(suffix) - 1 &&
-        !strcmp(url + len - (sizeof(suffix) - 1), suffix)) {
-        const char *seg = url + sizeof(prefix) - 1;
-        size_t seg_len = len - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
-        if (memchr(seg, '/', seg_len) ||
-            !decode_segment(seg, seg_len, req->store, sizeof(req->store)))
-            return NULL;
-        return get_windows;
-    }
-    return NULL;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
-{
-    eddy_api_t *api = cls;
-    eddy_http_req_t req = {.conn = conn};
-    eddy_http_resp_t resp = {.status = 500};
-    handler_fn *fn = route(url, &req);
-    bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-    if (!fn)
-        eddy_http_error(&resp, 404, "no such resource: %s", url);
-    else if (!get)
-        eddy_http_error(&resp, 405, "%s is not allowed here; use GET", method);
-    else if (fn(&req, &resp, api) != 0 || !resp.body)
-        eddy_http_error(&resp, 500, "the request could not be answered");
-    char *text = json_dumps(resp.body, JSON_COMPACT);
-    json_decref(resp.body);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
-                                        text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (resp.status == 405)
-        MHD_add_response_header(r, "Allow", "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr, size_t errstr_size)
 {
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    int64_t port;
-    if (!colon || (size_t)(colon - listen) >= sizeof(host) ||
-        !eddy_parse_i64(colon + 1, 0, 65535, &port)) {
-        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "application.server '%s' is not HOST:PORT",
-                  listen);
-        return NULL;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!*host || !strcmp(host, "0.0.0.0"))
-        addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (!strcmp(host, "localhost"))
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                  "application.server '%s': '%s' is not an IPv4 address", listen, host);
-        return NULL;
-    }
     eddy_api_t *api = calloc(1, sizeof(*api));
     api->rt = rt;
-    api->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, api, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
-    if (!api->mhd) {
-        eddy_errf(EDDY_ERR_IO, errstr, errstr_size,
-                  "cannot listen on %s (address in use, or not an address of this machine)",
-                  listen);
+    eddy_http_config_t cfg = {.listen = listen};
+    api->http = eddy_http_new(&cfg, errstr, errstr_size);
+    if (!api->http) {
+        free(api);
+        return NULL;
+    }
+    static const struct {
+        const char *pattern;
+        eddy_http_handler_fn fn;
+    } routes[] = {
+        {"/api/stores", get_stores},         {"/api/stores/{store}/windows", get_windows},
+        {"/api/topology", get_topology},     {"/api/health", get_health},
+        {"/api/metrics/health", get_health},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        eddy_http_route(api->http, "GET", routes[i].pattern, routes[i].fn, api);
+    if (eddy_http_start(api->http, errstr, errstr_size)) {
+        eddy_http_destroy(api->http);
         free(api);
         return NULL;
     }
@@ -359,6 +205,6 @@ void eddy_api_stop(eddy_api_t *api)
 {
     if (!api)
         return;
-    MHD_stop_daemon(api->mhd);
+    eddy_http_destroy(api->http);
     free(api);
 }

@@ -113,7 +113,8 @@ void eddy_http_stats(const eddy_http_t *http, eddy_http_stats_t *out);
  * Strings returned below belong to the request and are valid until the handler
  * returns. Names are matched exactly, except header names (case-insensitive). */
 
-/** The request method as sent ("GET", "HEAD", ...). */
+/** The request method as sent ("GET", "POST", ...); a GET route answering a HEAD
+ *  request sees "HEAD" (the server drops the body it builds). */
 const char *eddy_http_method(const eddy_http_req_t *req);
 
 /** The request path as sent: still percent-encoded, without the query string. */

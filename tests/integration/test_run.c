@@ -15,6 +15,7 @@
  * activity.json over 100,000 activity events (ISO-8601 timestamps): counts
  * exact, distinct users within the HyperLogLog's error.
  */
+#include "http_client.h"
 #include "reference.h"
 #include "test_support.h"
 #include "topic_reader.h"
@@ -123,40 +124,27 @@ static void stop_eddy(pid_t pid, int sig)
     }
 }
 
-/* GET http://127.0.0.1:port/path; returns the parsed JSON body (NULL on failure). */
+/* `method` http://127.0.0.1:port/path; returns the parsed JSON body (NULL if the
+ * server is not up yet or the body is not JSON). */
+static json_t *http_call(int port, const char *method, const char *path, int *status)
+{
+    eddy_test_http_conn_t *conn = eddy_test_http_connect("127.0.0.1", port);
+    if (!conn)
+        return NULL;
+    eddy_test_http_resp_t resp = {0};
+    json_t *body = NULL;
+    if (eddy_test_http_request(conn, method, path, NULL, NULL, 0, &resp) == 0) {
+        *status = resp.status;
+        body = json_loadb(resp.body, resp.body_len, 0, NULL);
+    }
+    eddy_test_http_resp_free(&resp);
+    eddy_test_http_close(conn);
+    return body;
+}
+
 static json_t *http_get(int port, const char *path, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return NULL;
-    }
-    char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    ssize_t r;
-    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
-        len += (size_t)r;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    close(fd);
-    buf[len] = '\0';
-    json_t *body = NULL;
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (sep && sscanf(buf, "HTTP/1.%*d %d", status) == 1)
-        body = json_loads(sep + 4, 0, NULL);
-    free(buf);
-    return body;
+    return http_call(port, "GET", path, status);
 }
 
 static int64_t health_total(json_t *health, const char *field)
@@ -452,6 +440,35 @@ static void check_sink(fixture_t *fx, const eddy_test_topic_t *input)
     eddy_test_topic_free(&out);
 }
 
+/* Bad requests get a JSON error with the right status code. */
+static void check_errors(int port)
+{
+    static const struct {
+        const char *method, *path;
+        int status;
+    } cases[] = {
+        {"GET", "/api/stores/no_such_store/windows", 404},
+        {"GET", "/api/stores/active_users/windows?from=yesterday", 400},
+        {"GET", "/api/stores/active_users/windows?from=10&to=5", 400},
+        {"POST", "/api/stores", 405},
+        {"GET", "/api/nothing/here", 404},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        json_t *body = http_call(port, cases[i].method, cases[i].path, &status);
+        assert_int_equal(status, cases[i].status);
+        json_t *err = json_object_get(body, "error");
+        assert_int_equal(json_integer_value(json_object_get(err, "status")), cases[i].status);
+        assert_true(json_string_length(json_object_get(err, "message")) > 0);
+        json_decref(body);
+    }
+    int status = 0;
+    json_t *stores = http_get(port, "/api/stores", &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(stores, "stores")), 3);
+    json_decref(stores);
+}
+
 static void test_activity_iso_timestamps(void **state)
 {
     fixture_t *fx = *state;
@@ -478,6 +495,7 @@ static void test_activity_iso_timestamps(void **state)
     compare_store(port, "active_users", &s, &input, CHECK_ACTIVITY, &late);
     assert_int_equal(late, 0);
     check_sink(fx, &input);
+    check_errors(port);
     eddy_test_topic_free(&input);
     stop_eddy(pid, SIGTERM);
 }
