@@ -37,6 +37,7 @@ struct eddy_stream_thread_s {
     atomic_int stop;                         /* set by signal_stop */
     atomic_bool failed;                      /* ended on a fatal error */
     int64_t last_commit_ns;                  /* monotonic time of the last commit */
+    int64_t last_group_commit_ns;            /* ... and of the last one sent to the group */
 };
 
 /* Writes every task's dirty state and checkpoint in one atomic batch, then tells
@@ -66,8 +67,12 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
         if (next >= 0)
             rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset = next;
     }
-    if (offsets->cnt > 0 && to_group)
+    /* The group's offsets are for lag and tooling only (local state is what a task
+     * resumes from), so once a second is plenty. */
+    if (offsets->cnt > 0 && to_group && eddy_mono_ns() - st->last_group_commit_ns >= 1000000000) {
         rd_kafka_commit(st->rk, offsets, 1 /* async */);
+        st->last_group_commit_ns = eddy_mono_ns();
+    }
     rd_kafka_topic_partition_list_destroy(offsets);
     int64_t dt = eddy_mono_ns() - t0;
     eddy_metrics_commit(&st->rt->metrics, dt, dirty);

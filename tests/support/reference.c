@@ -174,8 +174,10 @@ void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_res
         json_decref(ev);
     }
     for (size_t i = 0; i < out->n; i++)
-        qsort(out->windows[i].values, out->windows[i].n_values, sizeof(double), cmp_double);
-    qsort(out->windows, out->n, sizeof(*out->windows), cmp_window);
+        if (out->windows[i].n_values > 0)
+            qsort(out->windows[i].values, out->windows[i].n_values, sizeof(double), cmp_double);
+    if (out->n > 0)
+        qsort(out->windows, out->n, sizeof(*out->windows), cmp_window);
 }
 
 void ref_result_free(ref_result_t *res)
