@@ -46,7 +46,7 @@ static const char run_help[] =
     "                             producer.X address one client); repeatable\n"
     "  -h, --help                 this help\n"
     "\n"
-    "Other settings: statestore.cache.max.bytes, poll.ms. See docs/running.md.\n";
+    "Other settings: poll.ms. See docs/running.md.\n";
 
 /* Looks up the source topic's partition count without creating it. */
 static eddy_err_t source_partitions(const eddy_config_t *cfg, const char *topic, int *partitions,

@@ -39,8 +39,6 @@ static const key_def_t keys[] = {
     {"num.stream.threads", T_INT, OFF(num_stream_threads), 1, 64, "stream threads (1..64)"},
     {"commit.interval.ms", T_INT, OFF(commit_interval_ms), 1, 3600000,
      "milliseconds between commits (1..3600000)"},
-    {"statestore.cache.max.bytes", T_INT, OFF(cache_max_bytes), 0, INT64_MAX,
-     "record cache size in bytes, all threads together"},
     {"processing.guarantee", T_GUARANTEE, OFF(guarantee), 0, 0, "at_least_once or exactly_once_v2"},
     {"poll.ms", T_INT, OFF(poll_ms), 1, 10000, "longest wait in one poll, ms (1..10000)"},
 };
@@ -54,7 +52,6 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->application_server = strdup("127.0.0.1:8083");
     cfg->num_stream_threads = 1;
     cfg->commit_interval_ms = 100;
-    cfg->cache_max_bytes = 64 * 1024 * 1024;
     cfg->guarantee = EDDY_AT_LEAST_ONCE;
     cfg->poll_ms = 100;
 }

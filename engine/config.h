@@ -35,7 +35,6 @@ typedef struct eddy_config_s {
     char *application_server;   /* application.server: HOST:PORT of the HTTP API ("" = off) */
     int num_stream_threads;     /* num.stream.threads */
     int64_t commit_interval_ms; /* commit.interval.ms */
-    int64_t cache_max_bytes;    /* statestore.cache.max.bytes: record cache, all threads */
     eddy_guarantee_t guarantee; /* processing.guarantee */
     int64_t poll_ms;            /* poll.ms: longest wait for records in one poll */
     eddy_kv_t consumer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every consumer */

@@ -18,8 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_KEY               1024
-#define MAX_WINDOWS_PER_EVENT 64
+#define MAX_KEY 1024
 
 typedef struct task_store_s {
     const eddy_store_def_t *def;     /* the declaration */
@@ -114,13 +113,13 @@ void eddy_task_destroy(eddy_task_t *task)
     free(task);
 }
 
-/* The (window, key) state, from the cache, else from RocksDB, else new. */
-static eddy_agg_t *window_state(eddy_task_t *task, task_store_t *ts, int64_t start, const char *key,
-                                size_t key_len)
+/* The cache entry of (window, key): cached, else loaded from RocksDB, else new. */
+static eddy_cache_entry_t *window_entry(eddy_task_t *task, task_store_t *ts, int64_t start,
+                                        const char *key, size_t key_len)
 {
     eddy_cache_entry_t *e = eddy_cache_find(ts->cache, start, key, key_len);
     if (e)
-        return e->state;
+        return e;
     eddy_agg_t *agg = eddy_agg_new(ts->layout);
     if (!agg)
         return NULL;
@@ -141,8 +140,7 @@ static eddy_agg_t *window_state(eddy_task_t *task, task_store_t *ts, int64_t sta
                            "starting it afresh",
                            task->partition, ts->def->name, (long long)start);
     }
-    e = eddy_cache_insert(ts->cache, start, key, key_len, agg);
-    return e ? e->state : NULL;
+    return eddy_cache_insert(ts->cache, start, key, key_len, agg);
 }
 
 static void note_undecodable(eddy_task_t *task, const rd_kafka_message_t *msg, const char *reason,
@@ -177,7 +175,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
         atomic_store_explicit(&task->stats->stream_time, dec.ts, memory_order_relaxed);
     }
     char key[MAX_KEY];
-    int64_t starts[MAX_WINDOWS_PER_EVENT];
+    int64_t starts[EDDY_WINDOWS_PER_EVENT_MAX];
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
         size_t key_len;
@@ -187,20 +185,22 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
             break;
         }
         const eddy_window_spec_t *w = &ts->def->window;
-        size_t n = eddy_window_starts(w, dec.ts, starts, MAX_WINDOWS_PER_EVENT);
+        size_t n = eddy_window_starts(w, dec.ts, starts, EDDY_WINDOWS_PER_EVENT_MAX);
+        if (n > EDDY_WINDOWS_PER_EVENT_MAX) /* the topology's limit makes this unreachable */
+            n = EDDY_WINDOWS_PER_EVENT_MAX;
         for (size_t j = 0; j < n; j++) {
             if (starts[j] + w->size_ms + w->grace_ms <= task->stream_time) {
                 atomic_fetch_add_explicit(&task->stats->late, 1, memory_order_relaxed);
                 continue;
             }
-            eddy_agg_t *agg = window_state(task, ts, starts[j], key, key_len);
-            if (!agg) {
+            eddy_cache_entry_t *e = window_entry(task, ts, starts[j], key, key_len);
+            if (!e) {
                 eddy_log_error("task %d: out of memory for store %s", task->partition,
                                ts->def->name);
                 continue;
             }
-            eddy_agg_update(ts->layout, agg, task->values);
-            eddy_cache_find(ts->cache, starts[j], key, key_len)->dirty = true;
+            eddy_agg_update(ts->layout, e->state, task->values);
+            e->dirty = true;
         }
     }
     eddy_decoded_release(&dec);
