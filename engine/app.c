@@ -10,6 +10,7 @@
 #include "engine/runtime.h"
 #include "engine/sink.h"
 #include "engine/stream_thread.h"
+#include "engine/topics.h"
 #include "engine/util.h"
 #include "query/api.h"
 
@@ -48,9 +49,9 @@ static const char run_help[] =
     "\n"
     "Other settings: poll.ms. See docs/running.md.\n";
 
-/* Looks up the source topic's partition count without creating it. */
-static eddy_err_t source_partitions(const eddy_config_t *cfg, const char *topic, int *partitions,
-                                    char *errstr, size_t errstr_size)
+/* Checks the source topic (and learns its partition count) and every sink topic. */
+static eddy_err_t check_topics(const eddy_config_t *cfg, const eddy_topology_t *topo,
+                               int *source_partitions, char *errstr, size_t errstr_size)
 {
     char rderr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -63,31 +64,21 @@ static eddy_err_t source_partitions(const eddy_config_t *cfg, const char *topic,
         rd_kafka_conf_destroy(conf);
         return eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "%s", rderr);
     }
-    const struct rd_kafka_metadata *md;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
-    eddy_err_t result = EDDY_OK;
-    if (err) {
-        result = eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot reach Kafka at %s: %s",
-                           cfg->bootstrap_servers, rd_kafka_err2str(err));
-        goto out;
+    const char *source = eddy_topology_source_topic(topo, 0);
+    eddy_err_t err = eddy_topics_check(rk, cfg->bootstrap_servers, "source", &source, 1,
+                                       source_partitions, errstr, errstr_size);
+    if (!err && *source_partitions > EDDY_MAX_PARTITIONS)
+        err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                        "source topic '%s' has %d partitions; eddy handles at most %d", source,
+                        *source_partitions, EDDY_MAX_PARTITIONS);
+    for (size_t i = 0; !err && i < eddy_topology_store_count(topo); i++) {
+        const char *sink = eddy_topology_store(topo, i)->sink_topic;
+        if (sink)
+            err = eddy_topics_check(rk, cfg->bootstrap_servers, "sink", &sink, 1, NULL, errstr,
+                                    errstr_size);
     }
-    *partitions = 0;
-    for (int i = 0; i < md->topic_cnt; i++)
-        if (!strcmp(md->topics[i].topic, topic) && !md->topics[i].err)
-            *partitions = md->topics[i].partition_cnt;
-    rd_kafka_metadata_destroy(md);
-    if (*partitions == 0)
-        result = eddy_errf(EDDY_ERR_NOTFOUND, errstr, errstr_size,
-                           "source topic '%s' does not exist at %s; create it first "
-                           "(embedded: eddy broker --topic %s:12)",
-                           topic, cfg->bootstrap_servers, topic);
-    else if (*partitions > EDDY_MAX_PARTITIONS)
-        result = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                           "source topic '%s' has %d partitions; eddy handles at most %d", topic,
-                           *partitions, EDDY_MAX_PARTITIONS);
-out:
     rd_kafka_destroy(rk);
-    return result;
+    return err;
 }
 
 static int mkdir_p(const char *path)
@@ -225,7 +216,7 @@ int eddy_cmd_run(int argc, char **argv)
     }
     eddy_config_log(&cfg);
 
-    if (source_partitions(&cfg, rt->source_topic, &rt->source_partitions, errstr, sizeof(errstr))) {
+    if (check_topics(&cfg, topo, &rt->source_partitions, errstr, sizeof(errstr))) {
         eddy_log_error("%s", errstr);
         goto out;
     }

@@ -40,6 +40,7 @@ struct eddy_task_s {
     uint8_t *buf;                                  /* serialization buffer */
     size_t buf_cap;                                /* its size */
     eddy_statedb_batch_t *flush_batch;             /* batch of the flush in progress */
+    int64_t processed, late, undecodable;          /* counters, published at each commit */
     size_t flushed;                                /* entries added by it */
     int64_t undecodable_logged;                    /* undecodable records logged (capped) */
 };
@@ -146,7 +147,7 @@ static eddy_cache_entry_t *window_entry(eddy_task_t *task, task_store_t *ts, int
 static void note_undecodable(eddy_task_t *task, const rd_kafka_message_t *msg, const char *reason,
                              int field)
 {
-    atomic_fetch_add_explicit(&task->stats->undecodable, 1, memory_order_relaxed);
+    task->undecodable++;
     if (task->undecodable_logged++ < 20)
         eddy_log_warn("undecodable record at %s/%d@%lld skipped: %s%s%s%s",
                       rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset,
@@ -161,8 +162,7 @@ static void note_undecodable(eddy_task_t *task, const rd_kafka_message_t *msg, c
 void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
 {
     task->next_offset = msg->offset + 1;
-    atomic_store_explicit(&task->stats->next_offset, task->next_offset, memory_order_relaxed);
-    atomic_fetch_add_explicit(&task->stats->processed, 1, memory_order_relaxed);
+    task->processed++;
 
     eddy_decoded_t dec;
     const char *reason = NULL;
@@ -172,7 +172,6 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
     }
     if (dec.ts > task->stream_time) {
         task->stream_time = dec.ts;
-        atomic_store_explicit(&task->stats->stream_time, dec.ts, memory_order_relaxed);
     }
     char key[MAX_KEY];
     int64_t starts[EDDY_WINDOWS_PER_EVENT_MAX];
@@ -190,7 +189,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
             n = EDDY_WINDOWS_PER_EVENT_MAX;
         for (size_t j = 0; j < n; j++) {
             if (starts[j] + w->size_ms + w->grace_ms <= task->stream_time) {
-                atomic_fetch_add_explicit(&task->stats->late, 1, memory_order_relaxed);
+                task->late++;
                 continue;
             }
             eddy_cache_entry_t *e = window_entry(task, ts, starts[j], key, key_len);
@@ -273,7 +272,14 @@ void eddy_task_committed(eddy_task_t *task)
         if (task->stream_time != INT64_MIN)
             eddy_cache_evict_before(ts->cache, task->stream_time - w->size_ms - w->grace_ms + 1);
     }
-    atomic_store_explicit(&task->stats->committed_offset, task->next_offset, memory_order_relaxed);
+    /* Counters reach other threads once per commit: no atomic operation per record. */
+    eddy_partition_stats_t *st = task->stats;
+    atomic_store_explicit(&st->processed, task->processed, memory_order_relaxed);
+    atomic_store_explicit(&st->late, task->late, memory_order_relaxed);
+    atomic_store_explicit(&st->undecodable, task->undecodable, memory_order_relaxed);
+    atomic_store_explicit(&st->next_offset, task->next_offset, memory_order_relaxed);
+    atomic_store_explicit(&st->stream_time, task->stream_time, memory_order_relaxed);
+    atomic_store_explicit(&st->committed_offset, task->next_offset, memory_order_relaxed);
     atomic_store_explicit(&task->stats->committed_stream_time, task->stream_time,
                           memory_order_relaxed);
 }

@@ -10,6 +10,7 @@
  */
 #include "producer/gen.h"
 #include "engine/log.h"
+#include "engine/topics.h"
 #include "engine/util.h"
 
 #include <librdkafka/rdkafka.h>
@@ -19,7 +20,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define METADATA_TIMEOUT_MS 10000
 #define FLUSH_TIMEOUT_MS    60000
 #define MAX_REPORTED_ERRORS 5
 
@@ -149,28 +149,6 @@ bad:
     return NULL;
 }
 
-/* Looks the topic up without creating it (the mock would auto-create 4 partitions). */
-static eddy_err_t topic_partitions(rd_kafka_t *rk, const eddy_gen_config_t *cfg, int *partitions,
-                                   char *errstr, size_t errstr_size)
-{
-    const struct rd_kafka_metadata *md;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, METADATA_TIMEOUT_MS);
-    if (err)
-        return eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot reach Kafka at %s: %s",
-                         cfg->bootstrap, rd_kafka_err2str(err));
-    *partitions = 0;
-    for (int i = 0; i < md->topic_cnt; i++)
-        if (!strcmp(md->topics[i].topic, cfg->topic) && !md->topics[i].err)
-            *partitions = md->topics[i].partition_cnt;
-    rd_kafka_metadata_destroy(md);
-    if (*partitions == 0)
-        return eddy_errf(EDDY_ERR_NOTFOUND, errstr, errstr_size,
-                         "topic '%s' does not exist at %s; create it first (embedded: "
-                         "eddy broker --topic %s:12)",
-                         cfg->topic, cfg->bootstrap, cfg->topic);
-    return EDDY_OK;
-}
-
 static void show_progress(const eddy_gen_stats_t *st, double elapsed, int64_t total, bool final)
 {
     char of[48] = "";
@@ -194,7 +172,8 @@ eddy_err_t eddy_gen_run(const eddy_gen_config_t *cfg, volatile sig_atomic_t *sto
     if (!rk)
         return EDDY_ERR_INVALID;
     rd_kafka_topic_t *rkt = NULL;
-    err = topic_partitions(rk, cfg, &stats->partitions, errstr, errstr_size);
+    err = eddy_topics_check(rk, cfg->bootstrap, "the", &cfg->topic, 1, &stats->partitions, errstr,
+                            errstr_size);
     if (err)
         goto out;
     rkt = rd_kafka_topic_new(rk, cfg->topic, NULL);

@@ -79,7 +79,7 @@ grep -q "bad.properties:2" "$tmp/err" && ok || bad "run: config error has no FIL
 expect_exit 1 "run: bad topology file" -- "$eddy" run --bootstrap x:1 --topology "$data/bad_duration.json" --http off
 
 # A real broker and generator.
-"$eddy" broker --topic a:12 --topic b --partitions 6 --bootstrap-file "$tmp/bs" \
+"$eddy" broker --topic a:12 --topic b --topic user-events:3 --partitions 6 --bootstrap-file "$tmp/bs" \
   >"$tmp/broker.out" 2>"$tmp/broker.err" &
 broker_pid=$!
 for _ in $(seq 100); do [[ -s $tmp/bs ]] && break; sleep 0.1; done
@@ -107,8 +107,13 @@ expect_exit 1 "gen into a missing topic" -- "$eddy" gen --bootstrap "$bs" --topi
 grep -q "does not exist" "$tmp/err" && ok || bad "missing topic message: $(cat "$tmp/err")"
 
 expect_exit 1 "run: missing source topic" -- "$eddy" run --bootstrap "$bs" --topology \
+  "$examples/monitoring.json" --state-dir "$tmp/state" --http off
+grep -q "source topic 'log-events' does not exist" "$tmp/err" && ok ||
+  bad "run: missing source message: $(cat "$tmp/err")"
+expect_exit 1 "run: missing sink topic" -- "$eddy" run --bootstrap "$bs" --topology \
   "$examples/activity.json" --state-dir "$tmp/state" --http off
-grep -q "user-events' does not exist" "$tmp/err" && ok || bad "run: missing topic message: $(cat "$tmp/err")"
+grep -q "sink topic 'event-metrics' does not exist" "$tmp/err" && ok ||
+  bad "run: missing sink message: $(cat "$tmp/err")"
 
 kill -TERM "$broker_pid"
 wait "$broker_pid"; rc=$?
