@@ -9,6 +9,7 @@
 #include "engine/cli.h"
 #include "engine/log.h"
 #include "engine/util.h"
+#include "topology/topology_int.h"
 
 #include <getopt.h>
 #include <stdbool.h>
@@ -161,6 +162,11 @@ static const char broker_help[] =
     "                           it gets --partitions partitions. The mock auto-creates\n"
     "                           unknown topics with only 4 partitions.\n"
     "  --partitions N           default partition count for --topic (default 12)\n"
+    "  --topology FILE          also create the topics a topology needs: its source\n"
+    "                           and sink topics with --partitions partitions and, with\n"
+    "                           --application-id, the changelog topics\n"
+    "                           <application.id>-<store>-changelog (repeatable)\n"
+    "  --application-id ID      application.id for the changelog topic names\n"
     "  --bootstrap-file PATH    also write the bootstrap.servers line to PATH\n"
     "  -h, --help               this help\n";
 
@@ -191,6 +197,8 @@ int eddy_cmd_broker(int argc, char **argv)
         {"topic", required_argument, NULL, 't'},
         {"partitions", required_argument, NULL, 'p'},
         {"bootstrap-file", required_argument, NULL, 'f'},
+        {"topology", required_argument, NULL, 'T'},
+        {"application-id", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -198,6 +206,9 @@ int eddy_cmd_broker(int argc, char **argv)
     const char *topic_specs[MAX_TOPICS];
     int n_topics = 0;
     const char *bootstrap_file = NULL;
+    const char *topology_files[8];
+    int n_topologies = 0;
+    const char *app_id = NULL;
     char errstr[512];
 
     opterr = 0;
@@ -222,6 +233,14 @@ int eddy_cmd_broker(int argc, char **argv)
         case 'f':
             bootstrap_file = optarg;
             break;
+        case 'T':
+            if (n_topologies == 8)
+                return eddy_cli_usage_error("broker", "at most 8 --topology options");
+            topology_files[n_topologies++] = optarg;
+            break;
+        case 'a':
+            app_id = optarg;
+            break;
         case 'h':
             fputs(broker_help, stdout);
             return EDDY_EXIT_OK;
@@ -241,6 +260,61 @@ int eddy_cmd_broker(int argc, char **argv)
         if (!eddy_topic_spec_parse(topic_specs[i], (int)partitions, names[i], sizeof(names[i]),
                                    &parts[i], errstr, sizeof(errstr)))
             return eddy_cli_usage_error("broker", "--topic %s", errstr);
+
+    /* Topics a topology needs: its sources and sinks, and with an application id
+     * the changelog of every store, one partition per source partition. */
+    for (int f = 0; f < n_topologies; f++) {
+        eddy_topology_t *topo = eddy_topology_load_file(topology_files[f], errstr, sizeof(errstr));
+        if (!topo)
+            return eddy_cli_usage_error("broker", "--topology %s", errstr);
+        size_t n_needed = eddy_topology_source_count(topo);
+        for (size_t i = 0; i < eddy_topology_store_count(topo); i++)
+            n_needed += 1 + (app_id != NULL);
+        if (n_topics + (int)n_needed > MAX_TOPICS) {
+            eddy_topology_destroy(topo);
+            return eddy_cli_usage_error("broker", "more than %d topics", MAX_TOPICS);
+        }
+        /* A source named by --topic keeps its count; changelogs follow the source. */
+        int source_parts = (int)partitions;
+        for (size_t i = 0; i < eddy_topology_source_count(topo); i++) {
+            const char *src = eddy_topology_source_topic(topo, i);
+            int p = (int)partitions;
+            for (int j = 0; j < n_topics; j++)
+                if (!strcmp(names[j], src))
+                    p = parts[j];
+            if (i == 0)
+                source_parts = p;
+            snprintf(names[n_topics], sizeof(names[0]), "%s", src);
+            parts[n_topics++] = p;
+        }
+        for (size_t i = 0; i < eddy_topology_store_count(topo); i++) {
+            const eddy_store_def_t *store = eddy_topology_store(topo, i);
+            if (store->sink_topic) {
+                snprintf(names[n_topics], sizeof(names[0]), "%s", store->sink_topic);
+                parts[n_topics++] = (int)partitions;
+            }
+            if (app_id) {
+                snprintf(names[n_topics], sizeof(names[0]), "%s-%s-changelog", app_id, store->name);
+                parts[n_topics++] = source_parts;
+            }
+        }
+        eddy_topology_destroy(topo);
+    }
+    for (int i = 0; i < n_topics; i++)
+        if (!eddy_topic_name_valid(names[i], errstr, sizeof(errstr)))
+            return eddy_cli_usage_error("broker", "%s", errstr);
+    /* A topic named twice (by --topic and a topology) is created once, first wins. */
+    int kept = 0;
+    for (int i = 0; i < n_topics; i++) {
+        bool seen = false;
+        for (int j = 0; j < kept && !seen; j++)
+            seen = !strcmp(names[j], names[i]);
+        if (!seen) {
+            memmove(names[kept], names[i], sizeof(names[0]));
+            parts[kept++] = parts[i];
+        }
+    }
+    n_topics = kept;
 
     eddy_cli_catch_stop_signals();
     eddy_log_set_thread_name("broker");

@@ -121,5 +121,21 @@ broker_pid=""
 [[ $rc -eq 0 ]] && ok || bad "broker exit $rc on SIGTERM"
 [[ ! -e $tmp/bs ]] && ok || bad "broker left its bootstrap file behind"
 
+# eddy broker --topology: every topic the topology needs, changelogs included.
+expect_usage "broker: bad --topology" -- "$eddy" broker --topology "$data/bad_duration.json"
+"$eddy" broker --topology "$examples/activity.json" --application-id act --partitions 4 \
+  --bootstrap-file "$tmp/bs2" >/dev/null 2>"$tmp/broker2.err" &
+broker_pid=$!
+for _ in $(seq 100); do [[ -s $tmp/bs2 ]] && break; sleep 0.1; done
+bs2=$(cat "$tmp/bs2")
+for t in user-events event-metrics act-events_per_type-changelog act-active_users-changelog; do
+  grep -q "created topic $t with 4 partitions" "$tmp/broker2.err" && ok || bad "broker --topology did not create $t"
+done
+expect_exit 0 "gen into a topology's source" -- "$eddy" gen --bootstrap "$bs2" --topic user-events \
+  --kind activity --count 10 -q
+kill -TERM "$broker_pid"
+wait "$broker_pid"
+broker_pid=""
+
 echo "cli_contract: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
