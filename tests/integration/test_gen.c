@@ -64,26 +64,9 @@ static int teardown(void **state)
 static void generate(fixture_t *fx, const char *topic, eddy_gen_kind_t kind, uint64_t seed,
                      int64_t count)
 {
-    eddy_gen_config_t cfg;
-    eddy_gen_config_defaults(&cfg);
-    cfg.bootstrap = eddy_broker_bootstraps(fx->broker);
-    cfg.topic = topic;
-    cfg.kind = kind;
-    cfg.rate = 0;
-    cfg.count = count;
-    cfg.seed = seed;
-    cfg.simulated_time = true;
-    cfg.start_ts = START_TS;
-    cfg.span_s = SPAN_S;
-    eddy_gen_stats_t stats;
-    char errstr[512];
-    eddy_err_t err = eddy_gen_run(&cfg, NULL, &stats, errstr, sizeof(errstr));
-    if (err)
-        fail_msg("gen: %s", errstr);
-    assert_int_equal(stats.sent, count);
-    assert_int_equal(stats.acked, count);
-    assert_int_equal(stats.failed, 0);
-    assert_int_equal(stats.partitions, PARTITIONS);
+    int partitions = eddy_test_generate(eddy_broker_bootstraps(fx->broker), topic, kind, seed,
+                                        count, START_TS, SPAN_S);
+    assert_int_equal(partitions, PARTITIONS);
 }
 
 /* Runs the `eddy gen` binary with the flags of issue 2's acceptance check. */

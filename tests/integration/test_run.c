@@ -294,21 +294,7 @@ static void compare_monitoring(fixture_t *fx, int port, int64_t *late, int64_t *
 static void generate(fixture_t *fx, const char *topic, eddy_gen_kind_t kind, uint64_t seed,
                      int64_t count, int64_t start, double span)
 {
-    eddy_gen_config_t cfg;
-    eddy_gen_config_defaults(&cfg);
-    cfg.bootstrap = eddy_broker_bootstraps(fx->broker);
-    cfg.topic = topic;
-    cfg.kind = kind;
-    cfg.rate = 0;
-    cfg.count = count;
-    cfg.seed = seed;
-    cfg.simulated_time = true;
-    cfg.start_ts = start;
-    cfg.span_s = span;
-    eddy_gen_stats_t stats;
-    char errstr[256];
-    assert_int_equal(eddy_gen_run(&cfg, NULL, &stats, errstr, sizeof(errstr)), EDDY_OK);
-    assert_int_equal(stats.acked, count);
+    eddy_test_generate(eddy_broker_bootstraps(fx->broker), topic, kind, seed, count, start, span);
 }
 
 /* Malformed records, one of each kind the decoder must reject, keyed to spread. */

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "test_support.h"
 
+#include "producer/gen.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,4 +36,28 @@ const char *eddy_test_bin(void)
 {
     const char *bin = getenv("EDDY_BIN");
     return bin && *bin ? bin : NULL;
+}
+
+int eddy_test_generate(const char *bootstrap, const char *topic, int kind, uint64_t seed,
+                       int64_t count, int64_t start_ts, double span_s)
+{
+    eddy_gen_config_t cfg;
+    eddy_gen_config_defaults(&cfg);
+    cfg.bootstrap = bootstrap;
+    cfg.topic = topic;
+    cfg.kind = (eddy_gen_kind_t)kind;
+    cfg.rate = 0;
+    cfg.count = count;
+    cfg.seed = seed;
+    cfg.simulated_time = true;
+    cfg.start_ts = start_ts;
+    cfg.span_s = span_s;
+    eddy_gen_stats_t stats;
+    char errstr[512];
+    if (eddy_gen_run(&cfg, NULL, &stats, errstr, sizeof(errstr)))
+        fail_msg("gen: %s", errstr);
+    assert_int_equal(stats.sent, count);
+    assert_int_equal(stats.acked, count);
+    assert_int_equal(stats.failed, 0);
+    return stats.partitions;
 }

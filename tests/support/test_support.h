@@ -22,4 +22,11 @@ void eddy_test_rmtree(const char *path);
 /** Path of the built `eddy` binary (ctest sets EDDY_BIN); NULL if unknown. */
 const char *eddy_test_bin(void);
 
+/** Sends `count` events of `kind` with `seed` to `topic` as fast as possible, with
+ *  simulated event time spread over [start_ts, start_ts + span_s); fails the test
+ *  unless every event is acknowledged. Returns the number of partitions the topic
+ *  has. (kind is an eddy_gen_kind_t.) */
+int eddy_test_generate(const char *bootstrap, const char *topic, int kind, uint64_t seed,
+                       int64_t count, int64_t start_ts, double span_s);
+
 #endif /* EDDY_TEST_SUPPORT_H */
