@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char run_help[] =
     "usage: eddy run --bootstrap SERVERS --topology FILE [options]\n"
@@ -79,22 +78,6 @@ static eddy_err_t check_topics(const eddy_config_t *cfg, const eddy_topology_t *
     }
     rd_kafka_destroy(rk);
     return err;
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* Parses the command line into cfg: --config first, so flags override the file. */
@@ -223,10 +206,7 @@ int eddy_cmd_run(int argc, char **argv)
 
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/%s", cfg.state_dir, cfg.application_id);
-    if (mkdir_p(dir) != 0) {
-        eddy_log_error("cannot create state directory %s: %s", dir, strerror(errno));
-        goto out;
-    }
+    /* eddy_statedb_open creates the directory (and its parents). */
     const char *store_names[EDDY_TOPOLOGY_MAX_STORES];
     size_t n_stores = eddy_topology_store_count(topo);
     for (size_t i = 0; i < n_stores; i++)

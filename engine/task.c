@@ -214,12 +214,13 @@ static void flush_entry(eddy_cache_entry_t *e, void *opaque)
 {
     flush_ctx_t *ctx = opaque;
     eddy_task_t *task = ctx->task;
-    size_t need = eddy_agg_serialized_size(ctx->ts->layout, e->state);
-    if (need > task->buf_cap) {
-        task->buf_cap = need * 2;
-        task->buf = realloc(task->buf, task->buf_cap);
-    }
+    /* Serialize into the task's buffer; size and grow it only when it is too small. */
     size_t len = eddy_agg_serialize(ctx->ts->layout, e->state, task->buf, task->buf_cap);
+    if (len == 0) {
+        task->buf_cap = eddy_agg_serialized_size(ctx->ts->layout, e->state) * 2;
+        task->buf = realloc(task->buf, task->buf_cap);
+        len = eddy_agg_serialize(ctx->ts->layout, e->state, task->buf, task->buf_cap);
+    }
     eddy_statedb_batch_put(task->flush_batch, task->rt->db, ctx->ts->index, task->partition,
                            e->window_start, e->key, e->key_len, task->buf, len);
     task->flushed++;

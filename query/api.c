@@ -76,11 +76,8 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
 {
     eddy_api_t *api = opaque;
     const char *name = eddy_http_param(req, "store");
-    int idx = -1;
-    for (size_t i = 0; i < eddy_topology_store_count(api->rt->topo); i++)
-        if (!strcmp(eddy_topology_store(api->rt->topo, i)->name, name))
-            idx = (int)i;
-    if (idx < 0)
+    const eddy_store_def_t *def = eddy_topology_store_by_name(api->rt->topo, name);
+    if (!def)
         return eddy_http_error(resp, 404, "no store named '%s' (GET /api/stores lists them)", name);
     int64_t from = 0, to = INT64_MAX;
     if (eddy_http_query_i64(req, resp, "from", "epoch milliseconds", INT64_MIN, INT64_MAX, &from) ||
@@ -89,7 +86,7 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
     if (from > to)
         return eddy_http_error(resp, 400, "'from' (%lld) is after 'to' (%lld)", (long long)from,
                                (long long)to);
-    const eddy_store_def_t *def = eddy_topology_store(api->rt->topo, (size_t)idx);
+    const int idx = (int)def->index;
     windows_ctx_t w = {.rt = api->rt, .store = idx, .windows = json_array()};
     bool corrupt = false;
     char errstr[256];
@@ -159,6 +156,10 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
     json_object_set_new(totals, "late", json_integer(late));
     json_object_set_new(totals, "undecodable", json_integer(undecodable));
     json_object_set_new(totals, "commits", json_integer(atomic_load(&rt->metrics.commits)));
+    json_object_set_new(totals, "commit_seconds_total",
+                        json_real((double)atomic_load(&rt->metrics.commit_ns_total) / 1e9));
+    json_object_set_new(totals, "windows_written",
+                        json_integer(atomic_load(&rt->metrics.dirty_written)));
     json_object_set_new(totals, "rebalances", json_integer(atomic_load(&rt->metrics.rebalances)));
     json_t *body = json_object();
     json_object_set_new(body, "status", json_string(owned ? "running" : "waiting_for_partitions"));
