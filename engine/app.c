@@ -52,12 +52,14 @@ static const char run_help[] =
 static eddy_err_t check_topics(const eddy_config_t *cfg, const eddy_topology_t *topo,
                                int *source_partitions, char *errstr, size_t errstr_size)
 {
+    const char *const settings[][2] = {{"bootstrap.servers", cfg->bootstrap_servers},
+                                       {"log_level", "3"}};
+    rd_kafka_conf_t *conf =
+        eddy_config_kafka_conf("metadata client", settings, 2, cfg->consumer_props,
+                               cfg->n_consumer_props, errstr, errstr_size);
+    if (!conf)
+        return EDDY_ERR_INVALID;
     char rderr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap_servers, NULL, 0);
-    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
-    for (int i = 0; i < cfg->n_consumer_props; i++)
-        rd_kafka_conf_set(conf, cfg->consumer_props[i].key, cfg->consumer_props[i].value, NULL, 0);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
     if (!rk) {
         rd_kafka_conf_destroy(conf);

@@ -230,6 +230,25 @@ eddy_err_t eddy_config_check(const eddy_config_t *cfg, char *errstr, size_t errs
     return EDDY_OK;
 }
 
+rd_kafka_conf_t *eddy_config_kafka_conf(const char *what, const char *const (*defaults)[2],
+                                        size_t n, const eddy_kv_t *props, int n_props, char *errstr,
+                                        size_t errstr_size)
+{
+    char rderr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < n; i++)
+        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], rderr, sizeof(rderr)))
+            goto bad;
+    for (int i = 0; i < n_props; i++)
+        if (rd_kafka_conf_set(conf, props[i].key, props[i].value, rderr, sizeof(rderr)))
+            goto bad;
+    return conf;
+bad:
+    rd_kafka_conf_destroy(conf);
+    eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "%s configuration: %s", what, rderr);
+    return NULL;
+}
+
 void eddy_config_log(const eddy_config_t *cfg)
 {
     for (size_t i = 0; i < N_KEYS; i++) {

@@ -12,6 +12,7 @@
 
 #include "eddy.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -61,6 +62,14 @@ eddy_err_t eddy_config_load_file(eddy_config_t *cfg, const char *path, char *err
 
 /** Checks that required settings are present and consistent. */
 eddy_err_t eddy_config_check(const eddy_config_t *cfg, char *errstr, size_t errstr_size);
+
+/** A librdkafka configuration: eddy's `defaults` (n pairs of key, value) first,
+ *  then the user's `props` (consumer or producer), which win. NULL with the
+ *  offending property named in errstr if one is refused; `what` ("consumer", ...)
+ *  prefixes the message. */
+rd_kafka_conf_t *eddy_config_kafka_conf(const char *what, const char *const (*defaults)[2],
+                                        size_t n, const eddy_kv_t *props, int n_props, char *errstr,
+                                        size_t errstr_size);
 
 /** Writes every setting, one `key=value` per line, to the log at INFO. */
 void eddy_config_log(const eddy_config_t *cfg);

@@ -81,8 +81,6 @@ eddy_sink_t *eddy_sink_new(eddy_runtime_t *rt, const char *dir, char *errstr, si
         sink->has_sink[i] = eddy_topology_store(rt->topo, i)->sink_topic != NULL;
     load_state(sink);
 
-    char rderr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *const settings[][2] = {
         {"bootstrap.servers", rt->cfg->bootstrap_servers},
         {"client.id", "eddy-sink"},
@@ -91,24 +89,25 @@ eddy_sink_t *eddy_sink_new(eddy_runtime_t *rt, const char *dir, char *errstr, si
         {"linger.ms", "5"},
         {"log_level", "4"},
     };
-    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
-        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], rderr, sizeof(rderr)))
-            goto bad;
-    for (int i = 0; i < rt->cfg->n_producer_props; i++)
-        if (rd_kafka_conf_set(conf, rt->cfg->producer_props[i].key,
-                              rt->cfg->producer_props[i].value, rderr, sizeof(rderr)))
-            goto bad;
+    rd_kafka_conf_t *conf = eddy_config_kafka_conf(
+        "sink producer", settings, sizeof(settings) / sizeof(settings[0]), rt->cfg->producer_props,
+        rt->cfg->n_producer_props, errstr, errstr_size);
+    if (!conf) {
+        free(sink);
+        return NULL;
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, sink);
+    char rderr[512];
     sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
-    if (!sink->rk)
-        goto bad;
+    if (!sink->rk) {
+        rd_kafka_conf_destroy(conf);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create the sink producer: %s",
+                  rderr);
+        free(sink);
+        return NULL;
+    }
     return sink;
-bad:
-    rd_kafka_conf_destroy(conf);
-    eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "sink producer configuration: %s", rderr);
-    free(sink);
-    return NULL;
 }
 
 typedef struct emit_ctx_s {

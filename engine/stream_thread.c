@@ -174,8 +174,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t errstr_size)
 {
     const eddy_config_t *cfg = st->rt->cfg;
-    char rderr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *const settings[][2] = {
         {"bootstrap.servers", cfg->bootstrap_servers},
         {"group.id", cfg->application_id},
@@ -190,23 +188,20 @@ static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t 
         {"queued.min.messages", "200000"},
         {"log_level", "4"},
     };
-    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
-        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], rderr, sizeof(rderr)))
-            goto bad;
-    for (int i = 0; i < cfg->n_consumer_props; i++)
-        if (rd_kafka_conf_set(conf, cfg->consumer_props[i].key, cfg->consumer_props[i].value, rderr,
-                              sizeof(rderr)))
-            goto bad;
+    rd_kafka_conf_t *conf =
+        eddy_config_kafka_conf("consumer", settings, sizeof(settings) / sizeof(settings[0]),
+                               cfg->consumer_props, cfg->n_consumer_props, errstr, errstr_size);
+    if (!conf)
+        return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, st);
+    char rderr[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-    if (!rk)
-        goto bad;
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create a consumer: %s", rderr);
+    }
     return rk;
-bad:
-    rd_kafka_conf_destroy(conf);
-    eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "consumer configuration: %s", rderr);
-    return NULL;
 }
 
 static void *thread_main(void *arg)
