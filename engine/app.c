@@ -39,7 +39,8 @@ static const char run_help[] =
     "  --application-id ID        application.id (default eddy): consumer group and\n"
     "                             prefix of internal topics and state\n"
     "  --commit-interval-ms MS    commit.interval.ms (default 100)\n"
-    "  --processing-guarantee G   at_least_once (default for now) or exactly_once_v2\n"
+    "  --processing-guarantee G   exactly_once_v2 (default: Kafka transactions) or\n"
+    "                             at_least_once (no transactions; see docs/running.md)\n"
     "  --config FILE              properties file: key=value lines, '#' comments; flags\n"
     "                             given on the command line win over it\n"
     "  -X key=value               a setting or librdkafka property (consumer.X and\n"
@@ -48,10 +49,52 @@ static const char run_help[] =
     "\n"
     "Other settings: poll.ms. See docs/running.md.\n";
 
-/* Checks the source topic (and learns its partition count) and every sink topic. */
-static eddy_err_t check_topics(const eddy_config_t *cfg, const eddy_topology_t *topo,
-                               int *source_partitions, char *errstr, size_t errstr_size)
+/* Each store's changelog must have one partition per source partition. A missing
+ * one is created through the Admin API (real Kafka: compacted, and deleted after
+ * the store's retention plus a day, as Kafka Streams does for windowed stores). */
+static eddy_err_t check_changelog(rd_kafka_t *rk, const eddy_config_t *cfg,
+                                  const eddy_store_def_t *store, const char *topic,
+                                  int source_partitions, char *errstr, size_t errstr_size)
 {
+    int parts = 0;
+    eddy_err_t err =
+        eddy_topics_check(rk, cfg->bootstrap_servers, "changelog", &topic, 1, &parts, NULL, 0);
+    if (err == EDDY_ERR_NOTFOUND) {
+        char retention[32];
+        snprintf(retention, sizeof(retention), "%lld",
+                 (long long)(store->window.retention_ms + 86400000));
+        const char *const configs[][2] = {{"cleanup.policy", "compact,delete"},
+                                          {"retention.ms", retention}};
+        char why[512];
+        if (eddy_topics_create(rk, topic, source_partitions, configs, 2, why, sizeof(why)))
+            return eddy_errf(EDDY_ERR_NOTFOUND, errstr, errstr_size,
+                             "changelog topic '%s' of store '%s' does not exist at %s and eddy "
+                             "could not create it (%s); create it with %d partitions (embedded "
+                             "broker: eddy broker --topology %s --application-id %s)",
+                             topic, store->name, cfg->bootstrap_servers, why, source_partitions,
+                             cfg->topology_path, cfg->application_id);
+        eddy_log_info("created changelog topic %s with %d partitions", topic, source_partitions);
+        return EDDY_OK;
+    }
+    if (err)
+        return eddy_topics_check(rk, cfg->bootstrap_servers, "changelog", &topic, 1, NULL, errstr,
+                                 errstr_size);
+    if (parts != source_partitions)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "changelog topic '%s' has %d partitions, but the source topic has %d: "
+                         "a changelog needs one partition per source partition; delete and "
+                         "recreate it with %d (its state is rebuilt from the input only if the "
+                         "input is complete)",
+                         topic, parts, source_partitions, source_partitions);
+    return EDDY_OK;
+}
+
+/* Checks the source topic (and learns its partition count), every sink topic and
+ * every changelog topic. */
+static eddy_err_t check_topics(eddy_runtime_t *rt, char *errstr, size_t errstr_size)
+{
+    const eddy_config_t *cfg = rt->cfg;
+    const eddy_topology_t *topo = rt->topo;
     const char *const settings[][2] = {{"bootstrap.servers", cfg->bootstrap_servers},
                                        {"log_level", "3"}};
     rd_kafka_conf_t *conf =
@@ -65,18 +108,22 @@ static eddy_err_t check_topics(const eddy_config_t *cfg, const eddy_topology_t *
         rd_kafka_conf_destroy(conf);
         return eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "%s", rderr);
     }
-    const char *source = eddy_topology_source_topic(topo, 0);
+    const char *source = rt->source_topic;
     eddy_err_t err = eddy_topics_check(rk, cfg->bootstrap_servers, "source", &source, 1,
-                                       source_partitions, errstr, errstr_size);
-    if (!err && *source_partitions > EDDY_MAX_PARTITIONS)
+                                       &rt->source_partitions, errstr, errstr_size);
+    if (!err && rt->source_partitions > EDDY_MAX_PARTITIONS)
         err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
                         "source topic '%s' has %d partitions; eddy handles at most %d", source,
-                        *source_partitions, EDDY_MAX_PARTITIONS);
+                        rt->source_partitions, EDDY_MAX_PARTITIONS);
     for (size_t i = 0; !err && i < eddy_topology_store_count(topo); i++) {
-        const char *sink = eddy_topology_store(topo, i)->sink_topic;
+        const eddy_store_def_t *store = eddy_topology_store(topo, i);
+        const char *sink = store->sink_topic;
         if (sink)
             err = eddy_topics_check(rk, cfg->bootstrap_servers, "sink", &sink, 1, NULL, errstr,
                                     errstr_size);
+        if (!err)
+            err = check_changelog(rk, cfg, store, rt->changelog_topics[i], rt->source_partitions,
+                                  errstr, errstr_size);
     }
     rd_kafka_destroy(rk);
     return err;
@@ -178,11 +225,6 @@ int eddy_cmd_run(int argc, char **argv)
         fprintf(stderr, "eddy run: %s\n", errstr);
         goto out;
     }
-    if (cfg.guarantee == EDDY_EXACTLY_ONCE_V2) {
-        fprintf(stderr, "eddy run: processing.guarantee=exactly_once_v2 is not available yet "
-                        "(changelogs and transactions are being built); use at_least_once\n");
-        goto out;
-    }
     if (eddy_topology_source_count(topo) != 1) {
         fprintf(stderr,
                 "eddy run: %s: eddy runs topologies with exactly one source topic for "
@@ -193,6 +235,9 @@ int eddy_cmd_run(int argc, char **argv)
     rt->cfg = &cfg;
     rt->topo = topo;
     rt->source_topic = eddy_topology_source_topic(topo, 0);
+    for (size_t i = 0; i < eddy_topology_store_count(topo); i++)
+        snprintf(rt->changelog_topics[i], sizeof(rt->changelog_topics[i]), "%s-%s-changelog",
+                 cfg.application_id, eddy_topology_store(topo, i)->name);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
         atomic_store(&rt->metrics.parts[p].next_offset, -1);
         atomic_store(&rt->metrics.parts[p].committed_offset, -1);
@@ -201,7 +246,7 @@ int eddy_cmd_run(int argc, char **argv)
     }
     eddy_config_log(&cfg);
 
-    if (check_topics(&cfg, topo, &rt->source_partitions, errstr, sizeof(errstr))) {
+    if (check_topics(rt, errstr, sizeof(errstr))) {
         eddy_log_error("%s", errstr);
         goto out;
     }

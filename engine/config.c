@@ -52,7 +52,7 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->application_server = strdup("127.0.0.1:8083");
     cfg->num_stream_threads = 1;
     cfg->commit_interval_ms = 100;
-    cfg->guarantee = EDDY_AT_LEAST_ONCE;
+    cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
     cfg->poll_ms = 100;
 }
 
@@ -115,7 +115,7 @@ eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *valu
             return EDDY_OK;
         case T_GUARANTEE:
             if (!strcmp(value, "at_least_once"))
-                cfg->guarantee = EDDY_AT_LEAST_ONCE;
+                cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
             else if (!strcmp(value, "exactly_once_v2") || !strcmp(value, "exactly_once"))
                 cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
             else

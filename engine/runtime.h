@@ -21,10 +21,19 @@
 /** Upper bounds of the commit latency histogram, in seconds. */
 #define EDDY_COMMIT_BUCKETS 12
 
+/** A task's life: it restores its stores from their changelogs, then processes. */
+typedef enum eddy_task_state_e {
+    EDDY_TASK_RESTORING = 1,
+    EDDY_TASK_RUNNING = 2,
+} eddy_task_state_t;
+
 /** One input partition as seen by this instance. Written by the owning stream
  *  thread only (relaxed atomics), read by HTTP threads. */
 typedef struct eddy_partition_stats_s {
     atomic_int owner;                   /* stream thread index + 1; 0 = not owned here */
+    atomic_int state;                   /* eddy_task_state_t while owned */
+    atomic_llong restore_read;          /* changelog records read by the current restore */
+    atomic_llong restore_total;         /* changelog records it has to read */
     atomic_llong processed;             /* records processed since the task started */
     atomic_llong late;                  /* (record, window) updates dropped: window closed */
     atomic_llong undecodable;           /* records that could not be decoded */
@@ -41,6 +50,11 @@ typedef struct eddy_metrics_s {
         commit_buckets[EDDY_COMMIT_BUCKETS]; /* commit latency histogram (non-cumulative) */
     atomic_llong dirty_written;              /* window entries written at commits */
     atomic_llong rebalances;                 /* assignment changes seen */
+    atomic_llong aborts;                     /* commits that failed and were rolled back */
+    atomic_llong restores;                   /* task restores finished */
+    atomic_llong restored_records;           /* changelog records they read */
+    atomic_llong restore_ns;                 /* time they took */
+    atomic_llong producer_restarts;          /* producers recreated after a fatal error */
     eddy_partition_stats_t parts[EDDY_MAX_PARTITIONS]; /* per input partition */
 } eddy_metrics_t;
 
@@ -53,6 +67,7 @@ typedef struct eddy_runtime_s {
     eddy_statedb_t *db;                                   /* all stores of all local tasks */
     eddy_agg_layout_t *layouts[EDDY_TOPOLOGY_MAX_STORES]; /* per store, by index */
     const char *source_topic;                             /* the topology's source topic */
+    char changelog_topics[EDDY_TOPOLOGY_MAX_STORES][256]; /* per store: <app>-<store>-changelog */
     int source_partitions;                                /* its partition count */
     eddy_metrics_t metrics;                               /* counters, see above */
 } eddy_runtime_t;

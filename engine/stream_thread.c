@@ -2,18 +2,28 @@
  * stream_thread.c — the stream thread's loop (see stream_thread.h).
  *
  *   poll -> task of the record's partition -> process
- *   every commit.interval.ms: one RocksDB WriteBatch with every task's dirty
- *   windows and checkpoint (input offset), written atomically; then the same
- *   offsets are committed to the consumer group (informational: lag, tooling).
+ *   restoring tasks: a slice of changelog records between polls (restore.c)
+ *   every commit.interval.ms, for the running tasks (docs/stores.md, "Commit"):
+ *     1. exactly_once_v2: begin a transaction;
+ *     2. each task's dirty windows go into one RocksDB WriteBatch and, as whole
+ *        states, to its stores' changelog partitions, each followed by a commit
+ *        marker (incarnation, sequence, input offset, stream time);
+ *     3. exactly_once_v2: input offsets to the transaction, commit it (a commit
+ *        that times out is retried, never aborted); at_least_once: wait for
+ *        every delivery;
+ *     4. the batch, with each store's new changelog position, is written.
+ *   A commit that fails in 1-3 is aborted and rolled back: the tasks drop what
+ *   they did since the last commit and restore again from their local position,
+ *   so whatever the failed commit left in the changelogs is applied if its marker
+ *   made it and ignored otherwise (the embedded broker shows aborted records).
+ *   A fatal producer error recreates the producer; the thread stays in the group.
  *
- * Local state is the source of truth for where a task resumes: a task starts at
- * its checkpoint's offset, or at the beginning of the partition without one, so a
- * restart never counts an event twice or skips one (state and offsets move
- * together). Partitions come and go through the cooperative-sticky assignor; a
- * revoked task is committed before it is closed.
+ * The changelogs are the truth; local state is a cache of them, so a task
+ * resumes at the input position of its last commit marker wherever it runs.
  */
 #include "engine/stream_thread.h"
 #include "engine/log.h"
+#include "engine/restore.h"
 #include "engine/task.h"
 #include "engine/util.h"
 
@@ -24,59 +34,320 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+
+#define KAFKA_TIMEOUT_MS 30000 /* one transactional call or flush */
+#define COMMIT_RETRIES   20    /* retriable commit failures before giving up */
+#define RESTORE_SLICE_MS 20    /* changelog reading between two polls */
 
 struct eddy_stream_thread_s {
     eddy_runtime_t *rt;                      /* shared, read-only context */
     int index;                               /* 0-based thread number */
     char name[64];                           /* "<app>-StreamThread-N" */
+    char txn_id[300];                        /* transactional.id (exactly_once_v2) */
     pthread_t thread;                        /* the pthread running thread_main */
     rd_kafka_t *rk;                          /* this thread's consumer */
+    rd_kafka_t *producer;                    /* changelog producer; transactional with EOS */
+    bool eos;                                /* processing.guarantee=exactly_once_v2 */
+    eddy_restorer_t *restorer;               /* restores tasks from changelogs */
     eddy_task_t *tasks[EDDY_MAX_PARTITIONS]; /* by partition; NULL when not owned */
     int n_tasks;                             /* non-NULL entries in tasks */
     eddy_statedb_batch_t *batch;             /* reused for every commit */
+    int64_t delivery_failures;               /* failed deliveries since the last commit */
     atomic_int stop;                         /* set by signal_stop */
     atomic_bool failed;                      /* ended on a fatal error */
     int64_t last_commit_ns;                  /* monotonic time of the last commit */
     int64_t last_group_commit_ns;            /* ... and of the last one sent to the group */
 };
 
-/* Writes every task's dirty state and checkpoint in one atomic batch, then tells
- * the group. Runs on the stream thread (also from the rebalance callback). */
+static void fail(eddy_stream_thread_t *st)
+{
+    atomic_store(&st->failed, true);
+    atomic_store(&st->stop, 1);
+}
+
+/* --- the changelog producer ------------------------------------------------------- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    eddy_stream_thread_t *st = opaque;
+    if (msg->err) {
+        if (st->delivery_failures++ == 0)
+            eddy_log_warn("changelog delivery to %s [%d] failed: %s", rd_kafka_topic_name(msg->rkt),
+                          (int)msg->partition, rd_kafka_err2str(msg->err));
+        return;
+    }
+    if (msg->_private) /* a commit marker */
+        eddy_task_marker_delivered(msg->_private, msg->offset);
+}
+
+static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t errstr_size)
+{
+    const eddy_config_t *cfg = st->rt->cfg;
+    char client_id[128];
+    snprintf(client_id, sizeof(client_id), "%s-producer", st->name);
+    const char *const settings[][2] = {
+        {"bootstrap.servers", cfg->bootstrap_servers},
+        {"client.id", client_id},
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"compression.codec", "zstd"},
+        {"linger.ms", "5"},
+        {"queue.buffering.max.messages", "1000000"},
+        {"log_level", "4"},
+        {"transactional.id", st->txn_id}, /* these two only with exactly_once_v2 */
+        {"transaction.timeout.ms", "60000"},
+    };
+    size_t n = sizeof(settings) / sizeof(settings[0]) - (st->eos ? 0 : 2);
+    rd_kafka_conf_t *conf = eddy_config_kafka_conf("producer", settings, n, cfg->producer_props,
+                                                   cfg->n_producer_props, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, st);
+    char rderr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create a producer: %s", rderr);
+        return NULL;
+    }
+    if (!st->eos)
+        return rk;
+    for (int attempt = 1;; attempt++) {
+        rd_kafka_error_t *error = rd_kafka_init_transactions(rk, KAFKA_TIMEOUT_MS);
+        if (!error)
+            return rk;
+        bool again = rd_kafka_error_is_retriable(error) && attempt < 10 && !atomic_load(&st->stop);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot start transactions as %s: %s",
+                  st->txn_id, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        if (!again) {
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
+        eddy_log_warn("%s; retrying", errstr);
+    }
+}
+
+/* --- partitions of the input ------------------------------------------------------- */
+
+static void pause_partition(eddy_stream_thread_t *st, int32_t p, bool pause)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, st->rt->source_topic, p);
+    if (pause)
+        rd_kafka_pause_partitions(st->rk, list);
+    else
+        rd_kafka_resume_partitions(st->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* A restored task processes again: from its restored position on. */
+static void on_restored(eddy_task_t *task, void *opaque)
+{
+    eddy_stream_thread_t *st = opaque;
+    char errstr[512];
+    if (eddy_task_restore_finish(task, errstr, sizeof(errstr))) {
+        eddy_log_error("task %d: %s", eddy_task_partition(task), errstr);
+        fail(st);
+        return;
+    }
+    atomic_fetch_add(&st->rt->metrics.restores, 1);
+    int32_t p = eddy_task_partition(task);
+    int64_t next = eddy_task_next_offset(task);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, st->rt->source_topic, p)->offset =
+        next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+    /* Records below the position would be skipped anyway; the seek saves reading them. */
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(st->rk, list, 2000);
+    if (error) {
+        eddy_log_warn("task %d: seek to %lld failed (%s); reading on from where the consumer is",
+                      (int)p, (long long)next, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    pause_partition(st, p, false);
+}
+
+/* Hands a RESTORING task to the restorer, its input paused until it is done. */
+static void start_restore(eddy_stream_thread_t *st, eddy_task_t *task)
+{
+    char errstr[512];
+    bool done = false;
+    pause_partition(st, eddy_task_partition(task), true);
+    if (eddy_restorer_add(st->restorer, task, &done, errstr, sizeof(errstr))) {
+        eddy_log_error("task %d: %s", eddy_task_partition(task), errstr);
+        fail(st);
+        return;
+    }
+    if (done)
+        on_restored(task, st);
+}
+
+/* --- commit ------------------------------------------------------------------------- */
+
+/* After a failed commit: abort what can be aborted, recreate the producer if it
+ * is unusable, and roll every task back to its last commit. */
+static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t *error)
+{
+    bool fatal = (error && rd_kafka_error_is_fatal(error)) ||
+                 rd_kafka_fatal_error(st->producer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+    eddy_log_warn("commit failed (%s%s%s); rolling back %d tasks to their last commit", step,
+                  error ? ": " : "", error ? rd_kafka_error_string(error) : "", st->n_tasks);
+    if (error)
+        rd_kafka_error_destroy(error);
+    atomic_fetch_add(&st->rt->metrics.aborts, 1);
+    if (st->eos && !fatal) {
+        for (int attempt = 1;; attempt++) {
+            rd_kafka_error_t *e = rd_kafka_abort_transaction(st->producer, KAFKA_TIMEOUT_MS);
+            if (!e)
+                break;
+            bool again = rd_kafka_error_is_retriable(e) && attempt < COMMIT_RETRIES;
+            eddy_log_warn("abort: %s%s", rd_kafka_error_string(e), again ? "; retrying" : "");
+            rd_kafka_error_destroy(e);
+            if (!again) {
+                fatal = true;
+                break;
+            }
+        }
+    }
+    /* Without transactions undelivered records cannot be withdrawn; a new producer
+     * starts a clean idempotent sequence. */
+    if (fatal || !st->eos) {
+        rd_kafka_purge(st->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(st->producer, 0);
+        rd_kafka_destroy(st->producer);
+        char errstr[512];
+        st->producer = make_producer(st, errstr, sizeof(errstr));
+        if (!st->producer) {
+            eddy_log_error("%s", errstr);
+            fail(st);
+            return;
+        }
+        atomic_fetch_add(&st->rt->metrics.producer_restarts, 1);
+    }
+    st->delivery_failures = 0;
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
+        eddy_task_t *task = st->tasks[p];
+        if (!task)
+            continue;
+        char errstr[512];
+        eddy_restorer_remove(st->restorer, task);
+        if (eddy_task_rollback(task, errstr, sizeof(errstr))) {
+            eddy_log_error("task %d: %s", p, errstr);
+            fail(st);
+            return;
+        }
+        start_restore(st, task);
+    }
+}
+
+/* Commits the running tasks (see the top of this file). Fails only when local
+ * state cannot be written; Kafka failures are recovered from here. Runs on the
+ * stream thread (also from the rebalance callback). */
 static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
 {
-    if (st->n_tasks == 0)
+    int running = 0;
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
+        running += st->tasks[p] && eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING;
+    st->last_commit_ns = eddy_mono_ns();
+    if (running == 0 || !st->producer)
         return EDDY_OK;
     int64_t t0 = eddy_mono_ns();
     char errstr[512];
+    const char *step = "produce";
+    rd_kafka_error_t *error = NULL;
     eddy_statedb_batch_clear(st->batch);
+    st->delivery_failures = 0;
+    if (st->eos && (error = rd_kafka_begin_transaction(st->producer))) {
+        step = "begin transaction";
+        goto failed;
+    }
     size_t dirty = 0;
-    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
-        if (st->tasks[p])
-            dirty += eddy_task_flush(st->tasks[p], st->batch);
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
+        eddy_task_t *task = st->tasks[p];
+        size_t n = 0;
+        if (!task || eddy_task_state(task) != EDDY_TASK_RUNNING)
+            continue;
+        if (eddy_task_flush(task, st->batch, st->producer, &n))
+            goto failed;
+        dirty += n;
+    }
+    if (st->eos) {
+        rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(running);
+        for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
+            eddy_task_t *task = st->tasks[p];
+            if (task && eddy_task_state(task) == EDDY_TASK_RUNNING &&
+                eddy_task_next_offset(task) >= 0)
+                rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset =
+                    eddy_task_next_offset(task);
+        }
+        if (offsets->cnt > 0) {
+            rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(st->rk);
+            error =
+                rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd, KAFKA_TIMEOUT_MS);
+            rd_kafka_consumer_group_metadata_destroy(cgmd);
+        }
+        rd_kafka_topic_partition_list_destroy(offsets);
+        if (error) {
+            step = "send offsets to the transaction";
+            goto failed;
+        }
+        for (int attempt = 1;; attempt++) {
+            error = rd_kafka_commit_transaction(st->producer, KAFKA_TIMEOUT_MS);
+            if (!error || !rd_kafka_error_is_retriable(error) || attempt == COMMIT_RETRIES)
+                break;
+            eddy_log_warn("commit of the transaction: %s; retrying", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+        if (error) {
+            step = "commit transaction";
+            goto failed;
+        }
+    } else if (rd_kafka_flush(st->producer, KAFKA_TIMEOUT_MS)) {
+        step = "flush";
+        goto failed;
+    }
+    rd_kafka_poll(st->producer, 0); /* serves the delivery reports: marker offsets */
+    if (st->delivery_failures) {
+        step = "delivery";
+        goto failed;
+    }
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
+        eddy_task_t *task = st->tasks[p];
+        if (task && eddy_task_state(task) == EDDY_TASK_RUNNING &&
+            eddy_task_commit_positions(task, st->batch)) {
+            step = "marker not confirmed";
+            goto failed;
+        }
+    }
     eddy_err_t err = eddy_statedb_write(st->rt->db, st->batch, false, errstr, sizeof(errstr));
     if (err) {
         eddy_log_error("commit failed: %s", errstr);
         return err;
     }
-    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(st->n_tasks);
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(running);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
-        if (!st->tasks[p])
+        eddy_task_t *task = st->tasks[p];
+        if (!task || eddy_task_state(task) != EDDY_TASK_RUNNING)
             continue;
-        eddy_task_committed(st->tasks[p]);
-        int64_t next = eddy_task_next_offset(st->tasks[p]);
+        eddy_task_committed(task);
+        int64_t next = eddy_task_next_offset(task);
         if (next >= 0)
             rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset = next;
     }
-    /* The group's offsets are for lag and tooling only (local state is what a task
-     * resumes from), so once a second is plenty. */
+    /* The group's offsets are for lag and tooling only (the changelog markers are
+     * what a task resumes from), so once a second is plenty. */
     if (offsets->cnt > 0 && to_group && eddy_mono_ns() - st->last_group_commit_ns >= 1000000000) {
         rd_kafka_commit(st->rk, offsets, 1 /* async */);
         st->last_group_commit_ns = eddy_mono_ns();
     }
     rd_kafka_topic_partition_list_destroy(offsets);
-    int64_t dt = eddy_mono_ns() - t0;
-    eddy_metrics_commit(&st->rt->metrics, dt, dirty);
-    st->last_commit_ns = eddy_mono_ns();
+    eddy_metrics_commit(&st->rt->metrics, eddy_mono_ns() - t0, dirty);
+    return EDDY_OK;
+failed:
+    recover(st, step, error);
     return EDDY_OK;
 }
 
@@ -96,6 +367,8 @@ static void log_partitions(eddy_stream_thread_t *st, const char *what,
 static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t *parts,
                       bool cooperative)
 {
+    eddy_task_t *fresh[EDDY_MAX_PARTITIONS];
+    int n_fresh = 0;
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int p = tp->partition;
@@ -109,11 +382,11 @@ static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
             st->tasks[p] = eddy_task_new(st->rt, p, st->index, errstr, sizeof(errstr));
             if (!st->tasks[p]) {
                 eddy_log_error("cannot create task for partition %d: %s", p, errstr);
-                atomic_store(&st->failed, true);
-                atomic_store(&st->stop, 1);
+                fail(st);
                 continue;
             }
             st->n_tasks++;
+            fresh[n_fresh++] = st->tasks[p];
         }
         int64_t next = eddy_task_next_offset(st->tasks[p]);
         tp->offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
@@ -129,21 +402,24 @@ static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
         eddy_log_error("assign failed: %s", rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
     }
+    /* Each new task first catches up with its changelogs (what another instance,
+     * or this one before a crash, committed after the local state). */
+    for (int i = 0; i < n_fresh; i++)
+        start_restore(st, fresh[i]);
 }
 
 static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t *parts,
                       bool cooperative)
 {
-    /* State and offsets of the leaving tasks are written before they go, so the
-     * next owner (here or elsewhere) resumes exactly where they stopped. */
-    /* Not to the group: it is rebalancing and would refuse; local state is what
-     * the next owner resumes from. */
+    /* The leaving tasks' work is committed before they go, so the next owner
+     * (here or elsewhere) resumes exactly where they stopped. */
     if (commit_tasks(st, false))
         eddy_log_error("could not commit revoked tasks; they will resume from the last "
                        "successful commit");
     for (int i = 0; i < parts->cnt; i++) {
         int p = parts->elems[i].partition;
         if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p]) {
+            eddy_restorer_remove(st->restorer, st->tasks[p]);
             eddy_task_destroy(st->tasks[p]);
             st->tasks[p] = NULL;
             st->n_tasks--;
@@ -224,11 +500,19 @@ static void *thread_main(void *arg)
 
     st->last_commit_ns = eddy_mono_ns();
     while (!atomic_load(&st->stop)) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(st->rk, poll_ms);
+        /* Restore before the poll: a task that finishes here seeks its input, and
+         * the poll that follows cannot return a record fetched before that. */
+        bool restoring = eddy_restorer_count(st->restorer) > 0;
+        if (restoring)
+            eddy_restorer_step(st->restorer, RESTORE_SLICE_MS, on_restored, st);
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(st->rk, restoring ? 0 : poll_ms);
         if (msg) {
             if (!msg->err) {
                 int p = msg->partition;
-                if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p])
+                /* A restoring task's input is paused; what was fetched before the
+                 * pause is read again after the restore. */
+                if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p] &&
+                    eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING)
                     eddy_task_process(st->tasks[p], msg);
             } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 eddy_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
@@ -246,6 +530,7 @@ static void *thread_main(void *arg)
     rd_kafka_consumer_close(st->rk);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
         if (st->tasks[p]) {
+            eddy_restorer_remove(st->restorer, st->tasks[p]);
             eddy_task_destroy(st->tasks[p]);
             st->tasks[p] = NULL;
         }
@@ -264,9 +549,23 @@ eddy_stream_thread_t *eddy_stream_thread_start(eddy_runtime_t *rt, int index, ch
     st->rt = rt;
     st->index = index;
     snprintf(st->name, sizeof(st->name), "%s-StreamThread-%d", rt->cfg->application_id, index + 1);
+    st->eos = rt->cfg->guarantee == EDDY_EXACTLY_ONCE_V2;
+    /* EOS v2: one transactional id per thread and process run; zombies of an
+     * earlier run are fenced through the consumer group's generation. */
+    uint32_t run_id = 0;
+    if (getrandom(&run_id, sizeof(run_id), 0) != (ssize_t)sizeof(run_id))
+        run_id = (uint32_t)eddy_mono_ns();
+    snprintf(st->txn_id, sizeof(st->txn_id), "%s-%08x-%d", rt->cfg->application_id, run_id,
+             index + 1);
     st->batch = eddy_statedb_batch_new();
     st->rk = make_consumer(st, errstr, errstr_size);
     if (!st->rk || !st->batch)
+        goto fail;
+    st->restorer = eddy_restorer_new(rt, st->name, errstr, errstr_size);
+    if (!st->restorer)
+        goto fail;
+    st->producer = make_producer(st, errstr, errstr_size);
+    if (!st->producer)
         goto fail;
     if (pthread_create(&st->thread, NULL, thread_main, st) != 0) {
         eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot start a thread");
@@ -274,6 +573,9 @@ eddy_stream_thread_t *eddy_stream_thread_start(eddy_runtime_t *rt, int index, ch
     }
     return st;
 fail:
+    if (st->producer)
+        rd_kafka_destroy(st->producer);
+    eddy_restorer_destroy(st->restorer);
     if (st->rk)
         rd_kafka_destroy(st->rk);
     eddy_statedb_batch_destroy(st->batch);
@@ -291,6 +593,9 @@ void eddy_stream_thread_join(eddy_stream_thread_t *st)
     if (!st)
         return;
     pthread_join(st->thread, NULL);
+    if (st->producer)
+        rd_kafka_destroy(st->producer);
+    eddy_restorer_destroy(st->restorer);
     rd_kafka_destroy(st->rk);
     eddy_statedb_batch_destroy(st->batch);
     free(st);

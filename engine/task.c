@@ -12,27 +12,45 @@
 #include "engine/decode.h"
 #include "engine/log.h"
 #include "engine/util.h"
+#include "stores/changelog.h"
 #include "stores/record_cache.h"
 #include "topology/aggregate.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #define MAX_KEY 1024
 
 typedef struct task_store_s {
+    struct eddy_task_s *task;        /* the task this belongs to */
     const eddy_store_def_t *def;     /* the declaration */
     const eddy_agg_layout_t *layout; /* shared by all tasks */
     int index;                       /* column family index in the state db */
     eddy_cache_t *cache;             /* (window, key) -> eddy_agg_t */
     int64_t expired_before;          /* windows before this start were deleted */
+    eddy_changelog_pos_t pos;        /* where the store stands (as committed) */
+    bool has_pos;                    /* pos was read or written (else: restore from 0) */
+    int64_t skip_before;             /* input records below this are in the store already */
+    int64_t marker_offset;           /* changelog offset of this commit's marker, from its
+                                        delivery report; -1 until then */
+    eddy_changelog_replay_t *replay; /* while restoring: the changelog being read */
+    bool restored;                   /* while restoring: reached the end of the changelog */
 } task_store_t;
 
 struct eddy_task_s {
     eddy_runtime_t *rt;                            /* shared context */
     int32_t partition;                             /* input partition = task id */
+    eddy_task_state_t state;                       /* restoring or running */
     int64_t next_offset;                           /* next input offset; -1: from the start */
     int64_t stream_time;                           /* largest event time seen; INT64_MIN: none */
+    int64_t committed_offset;                      /* next_offset as of the last commit */
+    int64_t committed_stream_time;                 /* stream_time as of the last commit */
+    uint64_t incarnation;                          /* random id of this run of the task */
+    uint64_t seq;                                  /* commits written in this incarnation */
+    bool pending_marker;                           /* this commit produced markers */
     eddy_partition_stats_t *stats;                 /* published counters */
     task_store_t stores[EDDY_TOPOLOGY_MAX_STORES]; /* one per store */
     size_t n_stores;                               /* used */
@@ -40,15 +58,73 @@ struct eddy_task_s {
     uint8_t *buf;                                  /* serialization buffer */
     size_t buf_cap;                                /* its size */
     eddy_statedb_batch_t *flush_batch;             /* batch of the flush in progress */
+    rd_kafka_t *flush_rk;                          /* producer of the flush in progress */
+    eddy_err_t flush_err;                          /* first produce error of the flush */
     int64_t processed, late, undecodable;          /* counters, published at each commit */
+    int64_t committed_counts[3];                   /* the three as of the last commit */
     size_t flushed;                                /* entries added by it */
     int64_t undecodable_logged;                    /* undecodable records logged (capped) */
+    eddy_statedb_batch_t *restore_batch;           /* restored records not yet written */
+    int64_t restored_records;                      /* changelog records applied by the restore */
+    int64_t restore_started_ns;                    /* when the restore began */
 };
 
 static void free_agg(void *state, void *opaque)
 {
     (void)opaque;
     eddy_agg_destroy(state);
+}
+
+static uint64_t new_incarnation(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
+        id = (uint64_t)eddy_mono_ns() ^ ((uint64_t)getpid() << 32);
+    return id;
+}
+
+/* Reads every store's position; the task resumes at the smallest input offset and
+ * each store skips the records below its own. */
+static eddy_err_t load_positions(eddy_task_t *task, char *errstr, size_t errstr_size)
+{
+    task->next_offset = INT64_MAX;
+    task->stream_time = INT64_MIN;
+    for (size_t i = 0; i < task->n_stores; i++) {
+        task_store_t *ts = &task->stores[i];
+        bool found = false;
+        eddy_err_t err = eddy_statedb_get_changelog_pos(task->rt->db, ts->index, task->partition,
+                                                        &ts->pos, &found, errstr, errstr_size);
+        if (err)
+            return err;
+        ts->has_pos = found;
+        if (!found)
+            ts->pos = (eddy_changelog_pos_t){0, -1, INT64_MIN};
+    }
+    for (size_t i = 0; i < task->n_stores; i++) {
+        task_store_t *ts = &task->stores[i];
+        ts->skip_before = ts->pos.input_offset;
+        if (ts->pos.input_offset < task->next_offset) {
+            task->next_offset = ts->pos.input_offset;
+            task->stream_time = ts->pos.stream_time;
+        }
+    }
+    if (task->n_stores == 0)
+        task->next_offset = -1;
+    return EDDY_OK;
+}
+
+/* Publishes the committed position and counters for other threads. */
+static void publish(eddy_task_t *task)
+{
+    eddy_partition_stats_t *st = task->stats;
+    atomic_store_explicit(&st->processed, task->processed, memory_order_relaxed);
+    atomic_store_explicit(&st->late, task->late, memory_order_relaxed);
+    atomic_store_explicit(&st->undecodable, task->undecodable, memory_order_relaxed);
+    atomic_store_explicit(&st->next_offset, task->next_offset, memory_order_relaxed);
+    atomic_store_explicit(&st->stream_time, task->stream_time, memory_order_relaxed);
+    atomic_store_explicit(&st->committed_offset, task->committed_offset, memory_order_relaxed);
+    atomic_store_explicit(&st->committed_stream_time, task->committed_stream_time,
+                          memory_order_relaxed);
 }
 
 eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_index, char *errstr,
@@ -61,17 +137,19 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     }
     task->rt = rt;
     task->partition = partition;
-    task->next_offset = -1;
-    task->stream_time = INT64_MIN;
+    task->state = EDDY_TASK_RESTORING;
+    task->incarnation = new_incarnation();
     task->stats = &rt->metrics.parts[partition];
     task->n_stores = eddy_topology_store_count(rt->topo);
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
+        ts->task = task;
         ts->def = eddy_topology_store(rt->topo, i);
         ts->layout = rt->layouts[i];
         ts->index = eddy_statedb_store_index(rt->db, ts->def->name);
         ts->cache = eddy_cache_new(free_agg, NULL);
         ts->expired_before = INT64_MIN;
+        ts->marker_offset = -1;
         if (!ts->cache || ts->index < 0) {
             eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "cannot set up store %s", ts->def->name);
             eddy_task_destroy(task);
@@ -80,26 +158,17 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     }
     task->buf_cap = 4096;
     task->buf = malloc(task->buf_cap);
-
-    eddy_checkpoint_t cp;
-    bool found = false;
-    if (eddy_statedb_get_checkpoint(rt->db, partition, &cp, &found, errstr, errstr_size)) {
+    task->restore_batch = eddy_statedb_batch_new();
+    if (!task->buf || !task->restore_batch ||
+        load_positions(task, errstr, errstr_size) != EDDY_OK) {
         eddy_task_destroy(task);
         return NULL;
     }
-    if (found) {
-        task->next_offset = cp.input_offset;
-        task->stream_time = cp.stream_time;
-    }
+    task->committed_offset = task->next_offset;
+    task->committed_stream_time = task->stream_time;
     atomic_store(&task->stats->owner, thread_index + 1);
-    atomic_store(&task->stats->next_offset, task->next_offset);
-    atomic_store(&task->stats->committed_offset, task->next_offset);
-    atomic_store(&task->stats->stream_time, task->stream_time);
-    atomic_store(&task->stats->committed_stream_time, task->stream_time);
-    eddy_log_info("task %d: %s", partition,
-                  found ? "resuming from local state"
-                        : "no local state, starting at the "
-                          "beginning of the partition");
+    atomic_store(&task->stats->state, EDDY_TASK_RESTORING);
+    publish(task);
     return task;
 }
 
@@ -107,11 +176,29 @@ void eddy_task_destroy(eddy_task_t *task)
 {
     if (!task)
         return;
-    for (size_t i = 0; i < task->n_stores; i++)
+    for (size_t i = 0; i < task->n_stores; i++) {
         eddy_cache_destroy(task->stores[i].cache);
+        eddy_changelog_replay_destroy(task->stores[i].replay);
+    }
     atomic_store(&task->stats->owner, 0);
+    eddy_statedb_batch_destroy(task->restore_batch);
     free(task->buf);
     free(task);
+}
+
+int32_t eddy_task_partition(const eddy_task_t *task)
+{
+    return task->partition;
+}
+
+eddy_task_state_t eddy_task_state(const eddy_task_t *task)
+{
+    return task->state;
+}
+
+size_t eddy_task_store_count(const eddy_task_t *task)
+{
+    return task->n_stores;
 }
 
 /* The cache entry of (window, key): cached, else loaded from RocksDB, else new. */
@@ -161,6 +248,10 @@ static void note_undecodable(eddy_task_t *task, const rd_kafka_message_t *msg, c
 
 void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
 {
+    /* After a seek or a rollback the consumer may hand back records the task's
+     * state already holds: each input offset is counted once. */
+    if (msg->offset < task->next_offset)
+        return;
     task->next_offset = msg->offset + 1;
     task->processed++;
 
@@ -177,6 +268,8 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
     int64_t starts[EDDY_WINDOWS_PER_EVENT_MAX];
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
+        if (msg->offset < ts->skip_before)
+            continue; /* restored from a changelog that was ahead of the other stores' */
         size_t key_len;
         if (!eddy_store_group_key(ts->def, task->values, key, sizeof(key), &key_len)) {
             /* The decoder checked the group fields; only an oversized key gets here. */
@@ -205,38 +298,76 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
     eddy_decoded_release(&dec);
 }
 
+/* --- commit ------------------------------------------------------------------------- */
+
+/* Produces one changelog record, waiting while librdkafka's queue is full. */
+static eddy_err_t produce(rd_kafka_t *rk, const char *topic, int32_t partition, const void *key,
+                          size_t key_len, const void *value, size_t value_len, void *opaque)
+{
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
+                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(rk, 10);
+    if (err) {
+        eddy_log_error("cannot produce to %s [%d]: %s", topic, (int)partition,
+                       rd_kafka_err2str(err));
+        return EDDY_ERR_KAFKA;
+    }
+    return EDDY_OK;
+}
+
 typedef struct flush_ctx_s {
     eddy_task_t *task;
     task_store_t *ts;
+    const char *topic;
 } flush_ctx_t;
 
 static void flush_entry(eddy_cache_entry_t *e, void *opaque)
 {
     flush_ctx_t *ctx = opaque;
     eddy_task_t *task = ctx->task;
-    /* Serialize into the task's buffer; size and grow it only when it is too small. */
-    size_t len = eddy_agg_serialize(ctx->ts->layout, e->state, task->buf, task->buf_cap);
+    const size_t hdr = EDDY_CHANGELOG_DATA_HDR;
+    /* Serialize after room for the changelog header, so one buffer serves both
+     * the RocksDB value and the changelog record; grow it only when too small. */
+    size_t len =
+        eddy_agg_serialize(ctx->ts->layout, e->state, task->buf + hdr, task->buf_cap - hdr);
     if (len == 0) {
-        task->buf_cap = eddy_agg_serialized_size(ctx->ts->layout, e->state) * 2;
+        task->buf_cap = hdr + eddy_agg_serialized_size(ctx->ts->layout, e->state) * 2;
         task->buf = realloc(task->buf, task->buf_cap);
-        len = eddy_agg_serialize(ctx->ts->layout, e->state, task->buf, task->buf_cap);
+        len = eddy_agg_serialize(ctx->ts->layout, e->state, task->buf + hdr, task->buf_cap - hdr);
     }
     eddy_statedb_batch_put(task->flush_batch, task->rt->db, ctx->ts->index, task->partition,
-                           e->window_start, e->key, e->key_len, task->buf, len);
+                           e->window_start, e->key, e->key_len, task->buf + hdr, len);
     task->flushed++;
+    if (!task->flush_rk || task->flush_err)
+        return;
+    uint8_t key[9 + MAX_KEY];
+    size_t key_len = eddy_changelog_data_key(key, sizeof(key), e->window_start, e->key, e->key_len);
+    eddy_changelog_data_header(task->buf, task->incarnation, task->seq);
+    task->flush_err = produce(task->flush_rk, ctx->topic, task->partition, key, key_len, task->buf,
+                              hdr + len, NULL);
 }
 
-size_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch)
+eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_kafka_t *rk,
+                           size_t *written)
 {
+    assert(task->state == EDDY_TASK_RUNNING);
     task->flush_batch = batch;
+    task->flush_rk = rk;
+    task->flush_err = EDDY_OK;
     task->flushed = 0;
+    task->pending_marker = false;
+    task->seq++;
     for (size_t i = 0; i < task->n_stores; i++) {
-        flush_ctx_t ctx = {task, &task->stores[i]};
-        eddy_cache_foreach_dirty(task->stores[i].cache, flush_entry, &ctx);
+        task_store_t *ts = &task->stores[i];
+        flush_ctx_t ctx = {task, ts, task->rt->changelog_topics[i]};
+        eddy_cache_foreach_dirty(ts->cache, flush_entry, &ctx);
         /* Retention: windows that started before stream time - retention go. The
          * cutoff is rounded down to the window advance so the range delete is
          * issued only when a whole window expires (each one slows iterators). */
-        task_store_t *ts = &task->stores[i];
         const eddy_window_spec_t *w = &ts->def->window;
         if (task->stream_time != INT64_MIN) {
             int64_t cutoff = task->stream_time - w->retention_ms;
@@ -248,12 +379,51 @@ size_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch)
             }
         }
     }
+    /* A marker per store whenever the task moved: it confirms the records above
+     * and carries the input position a restore resumes from. */
+    if (rk && !task->flush_err &&
+        (task->flushed > 0 || task->next_offset != task->committed_offset)) {
+        for (size_t i = 0; i < task->n_stores && !task->flush_err; i++) {
+            task_store_t *ts = &task->stores[i];
+            uint8_t key[EDDY_CHANGELOG_MARKER_KEY], value[EDDY_CHANGELOG_MARKER_LEN];
+            eddy_changelog_marker(key, value, task->incarnation, task->seq, task->next_offset,
+                                  task->stream_time);
+            ts->marker_offset = -1;
+            task->flush_err = produce(rk, task->rt->changelog_topics[i], task->partition, key,
+                                      sizeof(key), value, sizeof(value), &ts->marker_offset);
+        }
+        task->pending_marker = true;
+    }
+    *written = task->flushed;
+    return task->flush_err;
+}
+
+void eddy_task_marker_delivered(void *opaque, int64_t offset)
+{
+    *(int64_t *)opaque = offset;
+}
+
+eddy_err_t eddy_task_commit_positions(eddy_task_t *task, eddy_statedb_batch_t *batch)
+{
+    if (task->pending_marker) {
+        for (size_t i = 0; i < task->n_stores; i++)
+            if (task->stores[i].marker_offset < 0)
+                return EDDY_ERR_KAFKA; /* no delivery report: the commit is not confirmed */
+        for (size_t i = 0; i < task->n_stores; i++) {
+            task_store_t *ts = &task->stores[i];
+            ts->pos =
+                (eddy_changelog_pos_t){ts->marker_offset + 1, task->next_offset, task->stream_time};
+            ts->has_pos = true;
+            eddy_statedb_batch_set_changelog_pos(batch, task->rt->db, ts->index, task->partition,
+                                                 &ts->pos);
+        }
+    }
     if (task->next_offset >= 0) {
         eddy_checkpoint_t cp = {.input_offset = task->next_offset,
                                 .stream_time = task->stream_time};
         eddy_statedb_batch_set_checkpoint(batch, task->rt->db, task->partition, &cp);
     }
-    return task->flushed;
+    return EDDY_OK;
 }
 
 static void mark_clean(eddy_cache_entry_t *e, void *opaque)
@@ -273,19 +443,145 @@ void eddy_task_committed(eddy_task_t *task)
         if (task->stream_time != INT64_MIN)
             eddy_cache_evict_before(ts->cache, task->stream_time - w->size_ms - w->grace_ms + 1);
     }
+    task->committed_offset = task->next_offset;
+    task->committed_stream_time = task->stream_time;
+    task->committed_counts[0] = task->processed;
+    task->committed_counts[1] = task->late;
+    task->committed_counts[2] = task->undecodable;
     /* Counters reach other threads once per commit: no atomic operation per record. */
-    eddy_partition_stats_t *st = task->stats;
-    atomic_store_explicit(&st->processed, task->processed, memory_order_relaxed);
-    atomic_store_explicit(&st->late, task->late, memory_order_relaxed);
-    atomic_store_explicit(&st->undecodable, task->undecodable, memory_order_relaxed);
-    atomic_store_explicit(&st->next_offset, task->next_offset, memory_order_relaxed);
-    atomic_store_explicit(&st->stream_time, task->stream_time, memory_order_relaxed);
-    atomic_store_explicit(&st->committed_offset, task->next_offset, memory_order_relaxed);
-    atomic_store_explicit(&task->stats->committed_stream_time, task->stream_time,
-                          memory_order_relaxed);
+    publish(task);
+}
+
+eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < task->n_stores; i++) {
+        task_store_t *ts = &task->stores[i];
+        eddy_cache_destroy(ts->cache);
+        ts->cache = eddy_cache_new(free_agg, NULL);
+        if (!ts->cache)
+            return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        ts->expired_before = INT64_MIN;
+    }
+    task->processed = task->committed_counts[0];
+    task->late = task->committed_counts[1];
+    task->undecodable = task->committed_counts[2];
+    /* A new incarnation: whatever the failed commit left in the changelogs is
+     * either confirmed by its marker (and replayed by the restore that follows)
+     * or abandoned for good. */
+    task->incarnation = new_incarnation();
+    task->seq = 0;
+    task->state = EDDY_TASK_RESTORING;
+    atomic_store(&task->stats->state, EDDY_TASK_RESTORING);
+    return load_positions(task, errstr, errstr_size);
 }
 
 int64_t eddy_task_next_offset(const eddy_task_t *task)
 {
     return task->next_offset;
+}
+
+/* --- restore ------------------------------------------------------------------------ */
+
+static void restore_apply(const eddy_changelog_rec_t *rec, void *opaque)
+{
+    task_store_t *ts = opaque;
+    eddy_task_t *task = ts->task;
+    eddy_statedb_batch_put(task->restore_batch, task->rt->db, ts->index, task->partition,
+                           rec->window_start, rec->key, rec->key_len, rec->state, rec->state_len);
+    task->restored_records++;
+}
+
+/* Writes what was restored so far, with the positions it reaches: a restore that
+ * is interrupted goes on from there next time. */
+static eddy_err_t restore_write(eddy_task_t *task, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < task->n_stores; i++) {
+        task_store_t *ts = &task->stores[i];
+        if (ts->has_pos)
+            eddy_statedb_batch_set_changelog_pos(task->restore_batch, task->rt->db, ts->index,
+                                                 task->partition, &ts->pos);
+    }
+    eddy_err_t err =
+        eddy_statedb_write(task->rt->db, task->restore_batch, false, errstr, errstr_size);
+    eddy_statedb_batch_clear(task->restore_batch);
+    return err;
+}
+
+static void restore_commit(const eddy_changelog_rec_t *marker, int64_t offset, void *opaque)
+{
+    task_store_t *ts = opaque;
+    ts->pos = (eddy_changelog_pos_t){offset + 1, marker->input_offset, marker->stream_time};
+    ts->has_pos = true;
+    if (eddy_statedb_batch_count(ts->task->restore_batch) >= 20000) {
+        char errstr[512];
+        if (restore_write(ts->task, errstr, sizeof(errstr)))
+            eddy_log_error("task %d: %s", ts->task->partition, errstr);
+    }
+}
+
+eddy_err_t eddy_task_restore_begin(eddy_task_t *task, int64_t *offsets, char *errstr,
+                                   size_t errstr_size)
+{
+    task->restored_records = 0;
+    task->restore_started_ns = eddy_mono_ns();
+    eddy_statedb_batch_clear(task->restore_batch);
+    for (size_t i = 0; i < task->n_stores; i++) {
+        task_store_t *ts = &task->stores[i];
+        ts->task = task;
+        ts->restored = false;
+        eddy_changelog_replay_destroy(ts->replay);
+        ts->replay = eddy_changelog_replay_new(restore_apply, restore_commit, ts);
+        if (!ts->replay)
+            return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        offsets[i] = ts->has_pos ? ts->pos.next_offset : 0;
+    }
+    return EDDY_OK;
+}
+
+void eddy_task_restore_record(eddy_task_t *task, size_t store, int64_t offset, const void *key,
+                              size_t key_len, const void *value, size_t value_len)
+{
+    eddy_changelog_replay_feed(task->stores[store].replay, offset, key, key_len, value, value_len);
+}
+
+void eddy_task_restore_store_done(eddy_task_t *task, size_t store)
+{
+    task->stores[store].restored = true;
+}
+
+bool eddy_task_restore_complete(const eddy_task_t *task)
+{
+    for (size_t i = 0; i < task->n_stores; i++)
+        if (!task->stores[i].restored)
+            return false;
+    return true;
+}
+
+eddy_err_t eddy_task_restore_finish(eddy_task_t *task, char *errstr, size_t errstr_size)
+{
+    int64_t dropped = 0, bad = 0;
+    for (size_t i = 0; i < task->n_stores; i++) {
+        task_store_t *ts = &task->stores[i];
+        dropped += eddy_changelog_replay_dropped(ts->replay) +
+                   (int64_t)eddy_changelog_replay_pending(ts->replay);
+        bad += eddy_changelog_replay_bad(ts->replay);
+        eddy_changelog_replay_destroy(ts->replay);
+        ts->replay = NULL;
+    }
+    eddy_err_t err = restore_write(task, errstr, errstr_size);
+    if (!err)
+        err = load_positions(task, errstr, errstr_size);
+    if (err)
+        return err;
+    task->committed_offset = task->next_offset;
+    task->committed_stream_time = task->stream_time;
+    task->state = EDDY_TASK_RUNNING;
+    atomic_store(&task->stats->state, EDDY_TASK_RUNNING);
+    publish(task);
+    double ms = (double)(eddy_mono_ns() - task->restore_started_ns) / 1e6;
+    eddy_log_info("task %d: restored %lld changelog records in %.0f ms (%lld of unfinished "
+                  "commits dropped%s); resuming at input offset %lld",
+                  task->partition, (long long)task->restored_records, ms, (long long)dropped,
+                  bad ? ", some undecodable" : "", (long long)task->next_offset);
+    return EDDY_OK;
 }

@@ -2,8 +2,14 @@
  * task.h — a stream task: the processing of one input partition, Kafka Streams
  * style. It decodes each record, keeps the partition's stream time, drops late
  * records (counted), and folds the rest into the windows of every store through
- * its record caches; at commit it hands the dirty windows and its checkpoint to
- * the thread's write batch.
+ * its record caches; at commit it hands the dirty windows to the thread's write
+ * batch and produces them, with one commit marker per store, to the stores'
+ * changelog partitions (changelog.h).
+ *
+ * Life: new (RESTORING) -> restore_begin/record/store_done/finish (RUNNING) ->
+ * process ... flush, commit_positions, committed ... -> destroy. A failed commit
+ * calls rollback, which makes the task RESTORING again: the changelogs, read from
+ * the last local position, say what the failed commit left behind.
  *
  * A task belongs to one stream thread and is only ever touched by it.
  */
@@ -17,8 +23,8 @@
 
 typedef struct eddy_task_s eddy_task_t;
 
-/** Creates the task of `partition`, resuming from its local checkpoint if there is
- *  one. `thread_index` is published in the partition's metrics. */
+/** Creates the task of `partition` from its local positions (RESTORING).
+ *  `thread_index` is published in the partition's metrics. */
 eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_index, char *errstr,
                            size_t errstr_size);
 
@@ -26,20 +32,62 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
  *  commit first). NULL is a no-op. */
 void eddy_task_destroy(eddy_task_t *task);
 
-/** Processes one record of the task's partition. Never fails: a record that
- *  cannot be decoded is counted and logged with its topic/partition/offset. */
+int32_t eddy_task_partition(const eddy_task_t *task);
+eddy_task_state_t eddy_task_state(const eddy_task_t *task);
+size_t eddy_task_store_count(const eddy_task_t *task);
+
+/** Processes one record of the task's partition (RUNNING). Never fails: a record
+ *  that cannot be decoded is counted and logged with its topic/partition/offset;
+ *  a record below the task's position is ignored. */
 void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg);
 
-/** Adds the dirty windows and the checkpoint to `batch`; returns the number of
- *  window entries added. The task stays dirty until eddy_task_committed(). */
-size_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch);
+/** Adds the dirty windows to `batch` and produces them with `rk` to the
+ *  changelogs, followed by one marker per store if the task moved; `*written`
+ *  is the number of window entries. Markers' delivery reports must be passed to
+ *  eddy_task_marker_delivered (the message opaque). The task stays dirty until
+ *  eddy_task_committed(). */
+eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_kafka_t *rk,
+                           size_t *written);
 
-/** Called after the batch of the last flush was written: marks entries clean,
- *  evicts closed windows from the cache and expired ones from the store. */
+/** Delivery report of a marker: `opaque` is the message's opaque. */
+void eddy_task_marker_delivered(void *opaque, int64_t offset);
+
+/** After the produced records are committed to Kafka: adds the stores' new
+ *  positions and the checkpoint to `batch`. Fails if a marker was not confirmed. */
+eddy_err_t eddy_task_commit_positions(eddy_task_t *task, eddy_statedb_batch_t *batch);
+
+/** Called after `batch` was written: marks entries clean, evicts closed windows
+ *  from the cache and publishes the committed position and counters. */
 void eddy_task_committed(eddy_task_t *task);
 
-/** Next input offset to process, or -1 when the task has no checkpoint and has
+/** Forgets everything since the last commit (caches, position, counters) and
+ *  starts a new incarnation; the task is RESTORING and must be restored before it
+ *  processes again. */
+eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_size);
+
+/** Next input offset to process, or -1 when the task has no position and has
  *  processed nothing (start from the beginning). */
 int64_t eddy_task_next_offset(const eddy_task_t *task);
+
+/* --- restore (RESTORING) ---------------------------------------------------------- */
+
+/** Starts a restore; `offsets[i]` is where store i's changelog partition is to be
+ *  read from (its local position, or 0). */
+eddy_err_t eddy_task_restore_begin(eddy_task_t *task, int64_t *offsets, char *errstr,
+                                   size_t errstr_size);
+
+/** Feeds record `offset` of store `store`'s changelog partition, in order. */
+void eddy_task_restore_record(eddy_task_t *task, size_t store, int64_t offset, const void *key,
+                              size_t key_len, const void *value, size_t value_len);
+
+/** Store `store`'s changelog was read to its end. */
+void eddy_task_restore_store_done(eddy_task_t *task, size_t store);
+
+/** Every store was read to its end. */
+bool eddy_task_restore_complete(const eddy_task_t *task);
+
+/** Writes the restored state with its positions and makes the task RUNNING at the
+ *  restored input position (eddy_task_next_offset). */
+eddy_err_t eddy_task_restore_finish(eddy_task_t *task, char *errstr, size_t errstr_size);
 
 #endif /* EDDY_TASK_H */

@@ -18,4 +18,12 @@ eddy_err_t eddy_topics_check(rd_kafka_t *rk, const char *bootstrap, const char *
                              const char *const *topics, int n, int *partitions, char *errstr,
                              size_t errstr_size);
 
+/** Creates `topic` with `partitions` partitions and the given topic configs
+ *  (n pairs of key, value) through the Admin API; an existing topic is not an
+ *  error. The embedded broker does not support it (create topics there with
+ *  `eddy broker --topic` / `--topology`). */
+eddy_err_t eddy_topics_create(rd_kafka_t *rk, const char *topic, int partitions,
+                              const char *const (*configs)[2], size_t n_configs, char *errstr,
+                              size_t errstr_size);
+
 #endif /* EDDY_TOPICS_H */

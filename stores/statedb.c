@@ -31,8 +31,8 @@
 #define CHECKPOINT_VER 1
 #define CHECKPOINT_LEN 17  /* version, input offset, stream time */
 #define CHANGELOG_TAG  'c' /* meta key [task]['c'][store name] */
-#define CHANGELOG_VER  1
-#define CHANGELOG_LEN  9   /* version, next offset */
+#define CHANGELOG_VER  2
+#define CHANGELOG_LEN  25  /* version, next changelog offset, input offset, stream time */
 #define STACK_KEY      256 /* keys up to this size are built on the stack */
 
 struct eddy_statedb_s {
@@ -448,8 +448,8 @@ void eddy_statedb_batch_set_checkpoint(eddy_statedb_batch_t *batch, eddy_statedb
                               sizeof(v));
 }
 
-void eddy_statedb_batch_set_changelog_offset(eddy_statedb_batch_t *batch, eddy_statedb_t *db,
-                                             int store, int32_t task, int64_t next_offset)
+void eddy_statedb_batch_set_changelog_pos(eddy_statedb_batch_t *batch, eddy_statedb_t *db,
+                                          int store, int32_t task, const eddy_changelog_pos_t *pos)
 {
     assert(store >= 0 && (size_t)store < db->n_stores && task >= 0);
     uint8_t k[5], v[CHANGELOG_LEN];
@@ -458,7 +458,9 @@ void eddy_statedb_batch_set_changelog_offset(eddy_statedb_batch_t *batch, eddy_s
     const char *parts[2] = {(const char *)k, db->names[store]};
     size_t sizes[2] = {sizeof(k), strlen(db->names[store])};
     v[0] = CHANGELOG_VER;
-    put_be64(v + 1, next_offset);
+    put_be64(v + 1, pos->next_offset);
+    put_be64(v + 9, pos->input_offset);
+    put_be64(v + 17, pos->stream_time);
     const char *value = (const char *)v;
     size_t value_len = sizeof(v);
     rocksdb_writebatch_putv_cf(batch->wb, db->meta, 2, parts, sizes, 1, &value, &value_len);
@@ -565,9 +567,9 @@ eddy_err_t eddy_statedb_get_checkpoint(eddy_statedb_t *db, int32_t task, eddy_ch
     return EDDY_OK;
 }
 
-eddy_err_t eddy_statedb_get_changelog_offset(eddy_statedb_t *db, int store, int32_t task,
-                                             int64_t *next_offset, bool *found, char *errstr,
-                                             size_t errstr_size)
+eddy_err_t eddy_statedb_get_changelog_pos(eddy_statedb_t *db, int store, int32_t task,
+                                          eddy_changelog_pos_t *pos, bool *found, char *errstr,
+                                          size_t errstr_size)
 {
     assert(store >= 0 && (size_t)store < db->n_stores && task >= 0);
     uint8_t stack[STACK_KEY], v[CHANGELOG_LEN];
@@ -581,13 +583,16 @@ eddy_err_t eddy_statedb_get_changelog_offset(eddy_statedb_t *db, int store, int3
     k[4] = CHANGELOG_TAG;
     memcpy(k + 5, db->names[store], name_len);
     char what[300];
-    snprintf(what, sizeof(what), "changelog offset of store %s, task %d", db->names[store], task);
+    snprintf(what, sizeof(what), "changelog position of store %s, task %d", db->names[store], task);
     eddy_err_t err = get_meta(db, (const char *)k, klen, v, sizeof(v), CHANGELOG_VER, what, found,
                               errstr, errstr_size);
     if (k != stack)
         free(k);
-    if (!err && *found)
-        *next_offset = get_be64(v + 1);
+    if (!err && *found) {
+        pos->next_offset = get_be64(v + 1);
+        pos->input_offset = get_be64(v + 9);
+        pos->stream_time = get_be64(v + 17);
+    }
     return err;
 }
 

@@ -23,9 +23,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDDY_STATEDB_FORMAT 1 /* layout version stored in the db; see docs/stores.md */
+#define EDDY_STATEDB_FORMAT 2 /* layout version stored in the db; see docs/stores.md */
 
 typedef struct eddy_statedb_s eddy_statedb_t;
+
+/** Where a (store, task)'s local state stands: how far it includes the store's
+ *  changelog partition and, through the last commit marker applied, the input.
+ *  Stores of one task can stand at different input offsets after a restore from
+ *  changelogs (a crash between two stores' markers); the task then resumes at the
+ *  smallest and each store skips the records it already holds. */
+typedef struct eddy_changelog_pos_s {
+    int64_t next_offset;  /* next changelog offset not yet applied */
+    int64_t input_offset; /* next input offset the store's state does not include */
+    int64_t stream_time;  /* the task's stream time at that input offset, INT64_MIN: none */
+} eddy_changelog_pos_t;
 typedef struct eddy_statedb_batch_s eddy_statedb_batch_t;
 
 /** Where a task's local state ends in its input. */
@@ -87,10 +98,10 @@ void eddy_statedb_batch_drop_task(eddy_statedb_batch_t *batch, eddy_statedb_t *d
 void eddy_statedb_batch_set_checkpoint(eddy_statedb_batch_t *batch, eddy_statedb_t *db,
                                        int32_t task, const eddy_checkpoint_t *cp);
 
-/** Records that the state of (store, task) includes its changelog partition
- *  up to, not including, `next_offset`. */
-void eddy_statedb_batch_set_changelog_offset(eddy_statedb_batch_t *batch, eddy_statedb_t *db,
-                                             int store, int32_t task, int64_t next_offset);
+/** Records where the state of (store, task) stands in its changelog partition
+ *  and in the input; commit it in the batch holding that state. */
+void eddy_statedb_batch_set_changelog_pos(eddy_statedb_batch_t *batch, eddy_statedb_t *db,
+                                          int store, int32_t task, const eddy_changelog_pos_t *pos);
 
 /** Applies the batch atomically: after a crash at any moment either all of it
  *  or none of it is there. `sync` fsyncs the WAL first; without it a process
@@ -113,11 +124,11 @@ eddy_err_t eddy_statedb_get(eddy_statedb_t *db, int store, int32_t task, int64_t
 eddy_err_t eddy_statedb_get_checkpoint(eddy_statedb_t *db, int32_t task, eddy_checkpoint_t *cp,
                                        bool *found, char *errstr, size_t errstr_size);
 
-/** The next changelog offset not yet in (store, task); *found is false if none
- *  was recorded (the store's state of this task must be restored from the start). */
-eddy_err_t eddy_statedb_get_changelog_offset(eddy_statedb_t *db, int store, int32_t task,
-                                             int64_t *next_offset, bool *found, char *errstr,
-                                             size_t errstr_size);
+/** Where (store, task) stands; *found is false if nothing was recorded (the
+ *  store's state of this task must be restored from the start of its changelog). */
+eddy_err_t eddy_statedb_get_changelog_pos(eddy_statedb_t *db, int store, int32_t task,
+                                          eddy_changelog_pos_t *pos, bool *found, char *errstr,
+                                          size_t errstr_size);
 
 /** Called for each entry of a scan; return nonzero to stop the scan. The
  *  pointers are valid during the call only. */

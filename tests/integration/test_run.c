@@ -19,13 +19,13 @@
 #include "reference.h"
 #include "test_support.h"
 #include "topic_reader.h"
+#include "window_check.h"
 
 #include "engine/broker.h"
 #include "producer/gen.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -55,6 +55,10 @@ static int setup(void **state)
     for (int i = 0; i < 3; i++)
         if (eddy_broker_create_topic(fx->broker, topics[i], 12, errstr, sizeof(errstr)))
             return -1;
+    if (eddy_test_create_changelogs(fx->broker, "monitoring.json", "mon", 12) ||
+        eddy_test_create_changelogs(fx->broker, "activity.json", "act", 12) ||
+        eddy_test_create_changelogs(fx->broker, "monitoring.json", "reb", 12))
+        return -1;
     eddy_test_mkdtemp("run", fx->state_dir, sizeof(fx->state_dir));
     *state = fx;
     return 0;
@@ -185,82 +189,18 @@ static json_t *wait_caught_up(int port, int64_t records)
 
 /* --- comparison ------------------------------------------------------------------ */
 
-static double num(json_t *w, const char *name)
-{
-    json_t *v = json_object_get(w, name);
-    if (!json_is_number(v))
-        fail_msg("window field %s missing or not a number", name);
-    return json_number_value(v);
-}
-
-typedef enum { CHECK_MONITORING, CHECK_ACTIVITY } check_kind_t;
-
-/* Compares every window of `store` served by eddy with the reference. */
+/* Compares every window of `store` served by eddy with the reference; any
+ * mismatch (window_check.h prints the first ones) fails the test. */
 static void compare_store(int port, const char *store, const ref_spec_t *spec,
-                          const eddy_test_topic_t *input, check_kind_t kind, int64_t *late)
+                          const eddy_test_topic_t *input, eddy_test_check_kind_t kind,
+                          int64_t *late)
 {
-    ref_result_t ref;
-    ref_compute(spec, input, &ref);
-    *late += ref.late;
-    char path[256];
-    snprintf(path, sizeof(path), "/api/stores/%s/windows?from=0&to=9000000000000", store);
-    int status = 0;
-    json_t *res = http_get(port, path, &status);
-    assert_non_null(res);
-    assert_int_equal(status, 200);
-    assert_string_equal(json_string_value(json_object_get(res, "store")), store);
-    json_t *windows = json_object_get(res, "windows");
-    assert_true(json_is_array(windows));
-    if (json_array_size(windows) != ref.n)
-        fail_msg("%s: %zu windows served, reference has %zu", store, json_array_size(windows),
-                 ref.n);
-    size_t i;
-    json_t *w;
-    json_array_foreach(windows, i, w)
-    {
-        const char *key = json_string_value(json_object_get(w, "key"));
-        int64_t start = json_integer_value(json_object_get(w, "start"));
-        assert_non_null(key);
-        const ref_window_t *rw = ref_find(&ref, start, key);
-        if (!rw)
-            fail_msg("%s: window %lld/%s is not in the reference", store, (long long)start, key);
-        assert_int_equal(json_integer_value(json_object_get(w, "end")), start + spec->size_ms);
-        const char *count_name = !strcmp(store, "active_users") ? "events" : "count";
-        if ((int64_t)num(w, count_name) != rw->count)
-            fail_msg("%s %lld/%s: count %g, reference %lld", store, (long long)start, key,
-                     num(w, count_name), (long long)rw->count);
-        if (kind == CHECK_MONITORING && json_object_get(w, "errors"))
-            assert_int_equal((int64_t)num(w, "errors"), rw->errors);
-        if (json_object_get(w, "error_rate"))
-            assert_true(fabs(num(w, "error_rate") - (double)rw->errors / (double)rw->count) <
-                        1e-12);
-        if (json_object_get(w, "mean_latency_ms")) {
-            double want = rw->sum / (double)rw->count;
-            assert_true(fabs(num(w, "mean_latency_ms") - want) <= 1e-9 * want);
-        }
-        static const struct {
-            const char *name;
-            double q;
-        } pcts[] = {{"p50", 0.5}, {"p95", 0.95}, {"p99", 0.99}};
-        for (int p = 0; p < 3; p++) {
-            if (!json_object_get(w, pcts[p].name))
-                continue;
-            double lo, hi, got = num(w, pcts[p].name);
-            ref_quantile_bounds(rw, pcts[p].q, &lo, &hi);
-            if (got < lo * 0.99 - 1e-9 || got > hi * 1.01 + 1e-9)
-                fail_msg("%s %lld/%s: %s = %g, exact value %g..%g", store, (long long)start, key,
-                         pcts[p].name, got, lo, hi);
-        }
-        const char *distinct_name = !strcmp(store, "active_users") ? "active_users" : "users";
-        if (kind == CHECK_ACTIVITY && json_object_get(w, distinct_name)) {
-            double got = num(w, distinct_name), want = (double)rw->n_distinct;
-            if (fabs(got - want) > fmax(2, 3 * 0.0081 * want))
-                fail_msg("%s %lld/%s: %g distinct users, exactly %g", store, (long long)start, key,
-                         got, want);
-        }
-    }
-    json_decref(res);
-    ref_result_free(&ref);
+    eddy_test_check_t chk = {.max_print = 10};
+    assert_int_equal(eddy_test_check_store(port, store, spec, input, kind, &chk), 0);
+    if (chk.mismatches)
+        fail_msg("%s: %zu of %zu windows differ from the reference", store, chk.mismatches,
+                 chk.windows);
+    *late += chk.late;
 }
 
 static void compare_monitoring(fixture_t *fx, int port, int64_t *late, int64_t *undecodable)
@@ -268,26 +208,14 @@ static void compare_monitoring(fixture_t *fx, int port, int64_t *late, int64_t *
     eddy_test_topic_t input;
     assert_int_equal(eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "log-events", &input),
                      0);
-    const ref_spec_t tumbling = {.time_field = "ts",
-                                 .size_ms = 60000,
-                                 .advance_ms = 60000,
-                                 .grace_ms = 30000,
-                                 .value_field = "latency_ms",
-                                 .required = {"endpoint", "status", "region"}};
-    ref_spec_t s = tumbling;
-    *late = 0;
-    s.group_field = "endpoint";
-    compare_store(port, "requests_per_endpoint", &s, &input, CHECK_MONITORING, late);
-    compare_store(port, "endpoint_stats", &s, &input, CHECK_MONITORING, late);
-    s.group_field = "region";
-    compare_store(port, "region_stats", &s, &input, CHECK_MONITORING, late);
-    s.group_field = "status";
-    s.size_ms = 300000;
-    ref_result_t probe;
-    compare_store(port, "status_codes", &s, &input, CHECK_MONITORING, late);
-    ref_compute(&s, &input, &probe);
-    *undecodable = probe.undecodable;
-    ref_result_free(&probe);
+    eddy_test_check_t chk = {.max_print = 10};
+    assert_int_equal(eddy_test_check_monitoring(port, &input, &chk), 0);
+    if (chk.mismatches)
+        fail_msg("monitoring: %zu of %zu windows differ from the reference", chk.mismatches,
+                 chk.windows);
+    assert_true(chk.windows > 0);
+    *late = chk.late;
+    *undecodable = chk.undecodable;
     eddy_test_topic_free(&input);
 }
 
@@ -489,11 +417,11 @@ static void test_activity_iso_timestamps(void **state)
                     .required = {"event_type", "element_id"}};
     int64_t late = 0;
     s.group_field = "event_type";
-    compare_store(port, "events_per_type", &s, &input, CHECK_ACTIVITY, &late);
+    compare_store(port, "events_per_type", &s, &input, EDDY_TEST_CHECK_ACTIVITY, &late);
     s.group_field = "element_id";
-    compare_store(port, "events_per_element", &s, &input, CHECK_ACTIVITY, &late);
+    compare_store(port, "events_per_element", &s, &input, EDDY_TEST_CHECK_ACTIVITY, &late);
     s.group_field = NULL;
-    compare_store(port, "active_users", &s, &input, CHECK_ACTIVITY, &late);
+    compare_store(port, "active_users", &s, &input, EDDY_TEST_CHECK_ACTIVITY, &late);
     assert_int_equal(late, 0);
     check_sink(fx, &input);
     check_errors(port);

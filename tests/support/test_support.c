@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include "test_support.h"
 
+#include "engine/broker.h"
 #include "producer/gen.h"
+#include "topology/topology_int.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -60,4 +62,27 @@ int eddy_test_generate(const char *bootstrap, const char *topic, int kind, uint6
     assert_int_equal(stats.acked, count);
     assert_int_equal(stats.failed, 0);
     return stats.partitions;
+}
+
+int eddy_test_create_changelogs(struct eddy_broker_s *broker, const char *topology, const char *app,
+                                int partitions)
+{
+    char path[512], errstr[512];
+    snprintf(path, sizeof(path), "%s/topology/examples/%s", EDDY_SOURCE_DIR, topology);
+    eddy_topology_t *topo = eddy_topology_load_file(path, errstr, sizeof(errstr));
+    if (!topo) {
+        fprintf(stderr, "%s\n", errstr);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < eddy_topology_store_count(topo) && rc == 0; i++) {
+        char name[300];
+        snprintf(name, sizeof(name), "%s-%s-changelog", app, eddy_topology_store(topo, i)->name);
+        if (eddy_broker_create_topic(broker, name, partitions, errstr, sizeof(errstr))) {
+            fprintf(stderr, "%s\n", errstr);
+            rc = -1;
+        }
+    }
+    eddy_topology_destroy(topo);
+    return rc;
 }

@@ -29,4 +29,11 @@ const char *eddy_test_bin(void);
 int eddy_test_generate(const char *bootstrap, const char *topic, int kind, uint64_t seed,
                        int64_t count, int64_t start_ts, double span_s);
 
+/** Creates the changelog topics <app>-<store>-changelog of every store of the
+ *  example topology `topology` (a file name under topology/examples/) on the
+ *  embedded broker, `partitions` each. Returns 0, or -1 after printing why. */
+struct eddy_broker_s;
+int eddy_test_create_changelogs(struct eddy_broker_s *broker, const char *topology, const char *app,
+                                int partitions);
+
 #endif /* EDDY_TEST_SUPPORT_H */

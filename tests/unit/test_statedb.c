@@ -276,7 +276,7 @@ static void test_commit_atomic_and_reopen(void **state)
     eddy_statedb_t *db = open_ok(dir, two_stores, 2);
     eddy_checkpoint_t cp = {0};
     bool found = true;
-    int64_t off = 0;
+    eddy_changelog_pos_t pos = {0};
     assert_int_equal(eddy_statedb_get_checkpoint(db, 2, &cp, &found, errstr, sizeof(errstr)),
                      EDDY_OK);
     assert_false(found);
@@ -288,7 +288,9 @@ static void test_commit_atomic_and_reopen(void **state)
     eddy_statedb_batch_put(batch, db, 1, 2, 60000, "a", 1, "s", 1);
     eddy_statedb_batch_set_checkpoint(
         batch, db, 2, &(eddy_checkpoint_t){.input_offset = 1234, .stream_time = -5});
-    eddy_statedb_batch_set_changelog_offset(batch, db, 1, 2, 77);
+    eddy_statedb_batch_set_changelog_pos(
+        batch, db, 1, 2,
+        &(eddy_changelog_pos_t){.next_offset = 77, .input_offset = 5, .stream_time = -7});
     assert_string_equal(get_str(db, 0, 2, 60000, "a"), "");
     assert_int_equal(eddy_statedb_get_checkpoint(db, 2, &cp, &found, errstr, sizeof(errstr)),
                      EDDY_OK);
@@ -303,11 +305,11 @@ static void test_commit_atomic_and_reopen(void **state)
                      EDDY_OK);
     assert_true(found);
     assert_true(cp.input_offset == 1234 && cp.stream_time == -5);
-    assert_int_equal(
-        eddy_statedb_get_changelog_offset(db, 1, 2, &off, &found, errstr, sizeof(errstr)), EDDY_OK);
-    assert_true(found && off == 77);
-    assert_int_equal(
-        eddy_statedb_get_changelog_offset(db, 0, 2, &off, &found, errstr, sizeof(errstr)), EDDY_OK);
+    assert_int_equal(eddy_statedb_get_changelog_pos(db, 1, 2, &pos, &found, errstr, sizeof(errstr)),
+                     EDDY_OK);
+    assert_true(found && pos.next_offset == 77 && pos.input_offset == 5 && pos.stream_time == -7);
+    assert_int_equal(eddy_statedb_get_changelog_pos(db, 0, 2, &pos, &found, errstr, sizeof(errstr)),
+                     EDDY_OK);
     assert_false(found); /* per store */
     eddy_statedb_batch_destroy(batch);
     eddy_statedb_close(db);
@@ -319,9 +321,9 @@ static void test_commit_atomic_and_reopen(void **state)
     assert_int_equal(eddy_statedb_get_checkpoint(db, 2, &cp, &found, errstr, sizeof(errstr)),
                      EDDY_OK);
     assert_true(found && cp.input_offset == 1234 && cp.stream_time == -5);
-    assert_int_equal(
-        eddy_statedb_get_changelog_offset(db, 1, 2, &off, &found, errstr, sizeof(errstr)), EDDY_OK);
-    assert_true(found && off == 77);
+    assert_int_equal(eddy_statedb_get_changelog_pos(db, 1, 2, &pos, &found, errstr, sizeof(errstr)),
+                     EDDY_OK);
+    assert_true(found && pos.next_offset == 77 && pos.input_offset == 5 && pos.stream_time == -7);
     /* An empty batch is a no-op. */
     batch = eddy_statedb_batch_new();
     assert_int_equal(eddy_statedb_write(db, batch, true, errstr, sizeof(errstr)), EDDY_OK);
@@ -520,7 +522,10 @@ static void test_drop_task(void **state)
         for (int store = 0; store < 3; store++) {
             fill(db, store, task, INT64_MIN, INT64_MIN + 2, 1);
             fill(db, store, task, INT64_MAX - 1, INT64_MAX, 1);
-            eddy_statedb_batch_set_changelog_offset(batch, db, store, task, 10 * task);
+            eddy_statedb_batch_set_changelog_pos(batch, db, store, task,
+                                                 &(eddy_changelog_pos_t){.next_offset = 10 * task,
+                                                                         .input_offset = 5,
+                                                                         .stream_time = -7});
         }
         eddy_statedb_batch_set_checkpoint(batch, db, task,
                                           &(eddy_checkpoint_t){.input_offset = task});
@@ -537,18 +542,18 @@ static void test_drop_task(void **state)
     assert_int_equal(eddy_statedb_write(db, batch, true, errstr, sizeof(errstr)), EDDY_OK);
     eddy_checkpoint_t cp;
     bool found = true;
-    int64_t off = 0;
+    eddy_changelog_pos_t pos = {0};
     for (int store = 0; store < 2; store++) {
         assert_int_equal(count(db, store, 1, INT64_MIN, INT64_MAX), 0);
         assert_int_equal(count(db, store, 2, INT64_MIN, INT64_MAX), 3 * 2);
         assert_int_equal(
-            eddy_statedb_get_changelog_offset(db, store, 1, &off, &found, errstr, sizeof(errstr)),
+            eddy_statedb_get_changelog_pos(db, store, 1, &pos, &found, errstr, sizeof(errstr)),
             EDDY_OK);
         assert_false(found);
         assert_int_equal(
-            eddy_statedb_get_changelog_offset(db, store, 2, &off, &found, errstr, sizeof(errstr)),
+            eddy_statedb_get_changelog_pos(db, store, 2, &pos, &found, errstr, sizeof(errstr)),
             EDDY_OK);
-        assert_true(found && off == 20);
+        assert_true(found && pos.next_offset == 20);
     }
     assert_int_equal(eddy_statedb_get_checkpoint(db, 1, &cp, &found, errstr, sizeof(errstr)),
                      EDDY_OK);
@@ -561,8 +566,8 @@ static void test_drop_task(void **state)
     db = open_ok(dir, three, 3);
     assert_int_equal(count(db, 2, 1, INT64_MIN, INT64_MAX), 0);
     assert_int_equal(count(db, 2, 2, INT64_MIN, INT64_MAX), 3 * 2);
-    assert_int_equal(
-        eddy_statedb_get_changelog_offset(db, 2, 1, &off, &found, errstr, sizeof(errstr)), EDDY_OK);
+    assert_int_equal(eddy_statedb_get_changelog_pos(db, 2, 1, &pos, &found, errstr, sizeof(errstr)),
+                     EDDY_OK);
     assert_false(found);
     eddy_statedb_close(db);
     eddy_statedb_batch_destroy(batch);
