@@ -115,7 +115,7 @@ eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *valu
             return EDDY_OK;
         case T_GUARANTEE:
             if (!strcmp(value, "at_least_once"))
-                cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
+                cfg->guarantee = EDDY_AT_LEAST_ONCE;
             else if (!strcmp(value, "exactly_once_v2") || !strcmp(value, "exactly_once"))
                 cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
             else

@@ -53,7 +53,6 @@ typedef struct eddy_metrics_s {
     atomic_llong aborts;                     /* commits that failed and were rolled back */
     atomic_llong restores;                   /* task restores finished */
     atomic_llong restored_records;           /* changelog records they read */
-    atomic_llong restore_ns;                 /* time they took */
     atomic_llong producer_restarts;          /* producers recreated after a fatal error */
     eddy_partition_stats_t parts[EDDY_MAX_PARTITIONS]; /* per input partition */
 } eddy_metrics_t;

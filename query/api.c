@@ -100,15 +100,21 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
     json_object_set_new(body, "from", json_integer(from));
     json_object_set_new(body, "to", json_integer(to));
     json_object_set_new(body, "windows", w.windows);
-    json_t *parts = json_array();
+    json_t *parts = json_array(), *restoring = json_array();
     int owned = 0;
     for (int p = 0; p < api->rt->source_partitions; p++)
         if (atomic_load(&api->rt->metrics.parts[p].owner)) {
             json_array_append_new(parts, json_integer(p));
             owned++;
+            if (atomic_load(&api->rt->metrics.parts[p].state) == EDDY_TASK_RESTORING)
+                json_array_append_new(restoring, json_integer(p));
         }
     json_object_set_new(body, "partitions", parts);
-    json_object_set_new(body, "complete", json_boolean(owned == api->rt->source_partitions));
+    /* A restoring partition's windows are still being rebuilt: partial. */
+    json_object_set_new(body, "restoring", restoring);
+    json_object_set_new(
+        body, "complete",
+        json_boolean(owned == api->rt->source_partitions && json_array_size(restoring) == 0));
     if (corrupt)
         json_object_set_new(body, "warning",
                             json_string("some stored windows could not be "
@@ -140,7 +146,17 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
         json_t *j = json_object();
         json_object_set_new(j, "partition", json_integer(p));
         json_object_set_new(j, "thread", json_integer(owner));
-        json_object_set_new(j, "state", json_string("running"));
+        bool restoring = atomic_load(&ps->state) == EDDY_TASK_RESTORING;
+        json_object_set_new(j, "state", json_string(restoring ? "restoring" : "running"));
+        if (restoring) {
+            json_t *r = json_object();
+            int64_t read = atomic_load(&ps->restore_read), total = atomic_load(&ps->restore_total);
+            json_object_set_new(r, "records", json_integer(read));
+            json_object_set_new(r, "total", json_integer(total));
+            json_object_set_new(r, "percent",
+                                json_real(total ? 100.0 * (double)read / (double)total : 100.0));
+            json_object_set_new(j, "restore", r);
+        }
         json_object_set_new(j, "next_offset", json_integer(atomic_load(&ps->next_offset)));
         json_object_set_new(j, "committed_offset", json_integer(c));
         int64_t st = atomic_load(&ps->stream_time);
@@ -161,12 +177,21 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
     json_object_set_new(totals, "windows_written",
                         json_integer(atomic_load(&rt->metrics.dirty_written)));
     json_object_set_new(totals, "rebalances", json_integer(atomic_load(&rt->metrics.rebalances)));
+    json_object_set_new(totals, "aborted_commits", json_integer(atomic_load(&rt->metrics.aborts)));
+    json_object_set_new(totals, "producer_restarts",
+                        json_integer(atomic_load(&rt->metrics.producer_restarts)));
+    json_object_set_new(totals, "restores", json_integer(atomic_load(&rt->metrics.restores)));
+    json_object_set_new(totals, "restored_records",
+                        json_integer(atomic_load(&rt->metrics.restored_records)));
     json_t *body = json_object();
     json_object_set_new(body, "status", json_string(owned ? "running" : "waiting_for_partitions"));
     json_object_set_new(body, "application_id", json_string(rt->cfg->application_id));
     json_object_set_new(body, "source_topic", json_string(rt->source_topic));
     json_object_set_new(body, "source_partitions", json_integer(rt->source_partitions));
     json_object_set_new(body, "threads", json_integer(rt->cfg->num_stream_threads));
+    json_object_set_new(body, "processing_guarantee",
+                        json_string(rt->cfg->guarantee == EDDY_EXACTLY_ONCE_V2 ? "exactly_once_v2"
+                                                                               : "at_least_once"));
     json_object_set_new(body, "partitions", parts);
     json_object_set_new(body, "totals", totals);
     eddy_http_json(resp, 200, body);
