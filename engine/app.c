@@ -218,6 +218,12 @@ int eddy_cmd_run(int argc, char **argv)
     eddy_sink_t *sink = NULL;
     eddy_topology_t *topo = NULL;
     rc = EDDY_EXIT_FAIL;
+    if (!rt || eddy_metrics_init(&rt->metrics)) {
+        fprintf(stderr, "eddy run: out of memory\n");
+        free(rt);
+        eddy_config_free(&cfg);
+        return EDDY_EXIT_FAIL;
+    }
     eddy_cli_catch_stop_signals();
 
     topo = eddy_topology_load_file(cfg.topology_path, errstr, sizeof(errstr));
@@ -327,6 +333,7 @@ out:
     for (size_t i = 0; i < EDDY_TOPOLOGY_MAX_STORES; i++)
         eddy_agg_layout_destroy(rt->layouts[i]);
     eddy_topology_destroy(topo);
+    eddy_metrics_free(&rt->metrics);
     free(rt);
     eddy_config_free(&cfg);
     return rc;

@@ -12,6 +12,7 @@
 #include "topology/aggregate.h"
 #include "topology/topology_int.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -54,6 +55,8 @@ typedef struct eddy_metrics_s {
     atomic_llong restores;                   /* task restores finished */
     atomic_llong restored_records;           /* changelog records they read */
     atomic_llong producer_restarts;          /* producers recreated after a fatal error */
+    pthread_mutex_t commit_lock;             /* guards commit_ms */
+    struct eddy_sketch_s *commit_ms;         /* commit latencies (ms), 1% relative error */
     eddy_partition_stats_t parts[EDDY_MAX_PARTITIONS]; /* per input partition */
 } eddy_metrics_t;
 
@@ -71,7 +74,18 @@ typedef struct eddy_runtime_s {
     eddy_metrics_t metrics;                               /* counters, see above */
 } eddy_runtime_t;
 
-/** Records one commit that took `ns` and wrote `dirty` entries. */
+/** Sets up the metrics (all zero); EDDY_ERR_NOMEM if out of memory. */
+eddy_err_t eddy_metrics_init(eddy_metrics_t *m);
+
+/** Frees what init allocated. */
+void eddy_metrics_free(eddy_metrics_t *m);
+
+/** Commit latency quantile q (0..1) in ms over every commit so far; 0 if none.
+ *  Any thread. */
+double eddy_metrics_commit_ms(eddy_metrics_t *m, double q);
+
+/** Records one commit that took `ns` and wrote `dirty` entries. Any thread (one
+ *  short lock per commit, never per record). */
 void eddy_metrics_commit(eddy_metrics_t *m, int64_t ns, size_t dirty);
 
 /** Counts an assignment change. */

@@ -37,6 +37,7 @@
 #include <sys/random.h>
 
 #define KAFKA_TIMEOUT_MS 30000 /* one transactional call or flush */
+#define STOP_TIMEOUT_MS  5000  /* the same while stopping: a stop never hangs on Kafka */
 #define COMMIT_RETRIES   20    /* retriable commit failures before giving up */
 #define RESTORE_SLICE_MS 20    /* changelog reading between two polls */
 
@@ -59,6 +60,13 @@ struct eddy_stream_thread_s {
     int64_t last_commit_ns;                  /* monotonic time of the last commit */
     int64_t last_group_commit_ns;            /* ... and of the last one sent to the group */
 };
+
+/* How long one Kafka call of a commit may take: shorter once stopping, when a
+ * commit that cannot finish is simply left undone (the last one stands). */
+static int kafka_timeout(const eddy_stream_thread_t *st)
+{
+    return atomic_load(&st->stop) ? STOP_TIMEOUT_MS : KAFKA_TIMEOUT_MS;
+}
 
 static void fail(eddy_stream_thread_t *st)
 {
@@ -200,10 +208,11 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
     atomic_fetch_add(&st->rt->metrics.aborts, 1);
     if (st->eos && !fatal) {
         for (int attempt = 1;; attempt++) {
-            rd_kafka_error_t *e = rd_kafka_abort_transaction(st->producer, KAFKA_TIMEOUT_MS);
+            rd_kafka_error_t *e = rd_kafka_abort_transaction(st->producer, kafka_timeout(st));
             if (!e)
                 break;
-            bool again = rd_kafka_error_is_retriable(e) && attempt < COMMIT_RETRIES;
+            bool again = rd_kafka_error_is_retriable(e) && attempt < COMMIT_RETRIES &&
+                         !atomic_load(&st->stop);
             eddy_log_warn("abort: %s%s", rd_kafka_error_string(e), again ? "; retrying" : "");
             rd_kafka_error_destroy(e);
             if (!again) {
@@ -214,7 +223,7 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
     }
     /* Without transactions undelivered records cannot be withdrawn; a new producer
      * starts a clean idempotent sequence. */
-    if (fatal || !st->eos) {
+    if ((fatal || !st->eos) && !atomic_load(&st->stop)) {
         rd_kafka_purge(st->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(st->producer, 0);
         rd_kafka_destroy(st->producer);
@@ -234,6 +243,10 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
             continue;
         char errstr[512];
         eddy_restorer_remove(st->restorer, task);
+        if (atomic_load(&st->stop)) { /* leaving: the next start restores */
+            eddy_task_rollback(task, errstr, sizeof(errstr));
+            continue;
+        }
         if (eddy_task_rollback(task, errstr, sizeof(errstr))) {
             eddy_log_error("task %d: %s", p, errstr);
             fail(st);
@@ -285,8 +298,8 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
         }
         if (offsets->cnt > 0) {
             rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(st->rk);
-            error =
-                rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd, KAFKA_TIMEOUT_MS);
+            error = rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd,
+                                                         kafka_timeout(st));
             rd_kafka_consumer_group_metadata_destroy(cgmd);
         }
         rd_kafka_topic_partition_list_destroy(offsets);
@@ -295,8 +308,9 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
             goto failed;
         }
         for (int attempt = 1;; attempt++) {
-            error = rd_kafka_commit_transaction(st->producer, KAFKA_TIMEOUT_MS);
-            if (!error || !rd_kafka_error_is_retriable(error) || attempt == COMMIT_RETRIES)
+            error = rd_kafka_commit_transaction(st->producer, kafka_timeout(st));
+            if (!error || !rd_kafka_error_is_retriable(error) || attempt == COMMIT_RETRIES ||
+                atomic_load(&st->stop))
                 break;
             eddy_log_warn("commit of the transaction: %s; retrying", rd_kafka_error_string(error));
             rd_kafka_error_destroy(error);
@@ -305,7 +319,7 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
             step = "commit transaction";
             goto failed;
         }
-    } else if (rd_kafka_flush(st->producer, KAFKA_TIMEOUT_MS)) {
+    } else if (rd_kafka_flush(st->producer, kafka_timeout(st))) {
         step = "flush";
         goto failed;
     }
@@ -454,7 +468,12 @@ static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t 
         {"bootstrap.servers", cfg->bootstrap_servers},
         {"group.id", cfg->application_id},
         {"client.id", st->name},
-        {"partition.assignment.strategy", "cooperative-sticky"},
+        /* Eager, not cooperative-sticky: librdkafka 2.0.2 aborts when a
+         * cooperative-sticky consumer is destroyed before its first assignment
+         * (librdkafka #4312, fixed in 2.3), which a stop during a rebalance
+         * does, and its mock cluster keeps reporting cooperative assignments
+         * lost between several members. The rebalance callback serves both. */
+        {"partition.assignment.strategy", "roundrobin"},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
@@ -593,8 +612,11 @@ void eddy_stream_thread_join(eddy_stream_thread_t *st)
     if (!st)
         return;
     pthread_join(st->thread, NULL);
-    if (st->producer)
+    if (st->producer) {
+        /* Whatever is still queued belongs to a commit that did not finish. */
+        rd_kafka_purge(st->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_destroy(st->producer);
+    }
     eddy_restorer_destroy(st->restorer);
     rd_kafka_destroy(st->rk);
     eddy_statedb_batch_destroy(st->batch);

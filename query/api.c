@@ -174,6 +174,11 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
     json_object_set_new(totals, "commits", json_integer(atomic_load(&rt->metrics.commits)));
     json_object_set_new(totals, "commit_seconds_total",
                         json_real((double)atomic_load(&rt->metrics.commit_ns_total) / 1e9));
+    json_t *lat = json_object();
+    json_object_set_new(lat, "p50", json_real(eddy_metrics_commit_ms(&rt->metrics, 0.5)));
+    json_object_set_new(lat, "p99", json_real(eddy_metrics_commit_ms(&rt->metrics, 0.99)));
+    json_object_set_new(lat, "max", json_real(eddy_metrics_commit_ms(&rt->metrics, 1.0)));
+    json_object_set_new(totals, "commit_ms", lat);
     json_object_set_new(totals, "windows_written",
                         json_integer(atomic_load(&rt->metrics.dirty_written)));
     json_object_set_new(totals, "rebalances", json_integer(atomic_load(&rt->metrics.rebalances)));

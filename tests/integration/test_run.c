@@ -15,6 +15,7 @@
  * activity.json over 100,000 activity events (ISO-8601 timestamps): counts
  * exact, distinct users within the HyperLogLog's error.
  */
+#include "eddy_proc.h"
 #include "http_client.h"
 #include "reference.h"
 #include "test_support.h"
@@ -24,16 +25,11 @@
 #include "engine/broker.h"
 #include "producer/gen.h"
 
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,72 +71,14 @@ static int teardown(void **state)
 
 /* --- processes and HTTP ------------------------------------------------------- */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Starts `eddy run`; `strategy` overrides the partition assignment strategy
- * (NULL: eddy's default, cooperative-sticky). */
-static pid_t start_eddy_with(fixture_t *fx, const char *topology, const char *app, int port,
-                             const char *strategy)
-{
-    char topo_path[512], listen[64];
-    snprintf(topo_path, sizeof(topo_path), "%s/topology/examples/%s", EDDY_SOURCE_DIR, topology);
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    const char *bin = eddy_test_bin();
-    if (!bin)
-        fail_msg("EDDY_BIN is not set (run through ctest)");
-    char *const argv[] = {(char *)bin,
-                          "run",
-                          "--bootstrap",
-                          (char *)eddy_broker_bootstraps(fx->broker),
-                          "--topology",
-                          topo_path,
-                          "--state-dir",
-                          fx->state_dir,
-                          "--http",
-                          listen,
-                          "--threads",
-                          "2",
-                          "--application-id",
-                          (char *)app,
-                          "-X",
-                          "consumer.session.timeout.ms=6000",
-                          strategy ? "-X" : NULL,
-                          (char *)strategy,
-                          NULL};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* Dies with the test, even when an assertion ends the test early. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execv(bin, argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static pid_t start_eddy(fixture_t *fx, const char *topology, const char *app, int port)
 {
-    return start_eddy_with(fx, topology, app, port, NULL);
-}
-
-static void stop_eddy(pid_t pid, int sig)
-{
-    kill(pid, sig);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (sig == SIGTERM) {
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
-    }
+    eddy_test_run_t run = {.bootstrap = eddy_broker_bootstraps(fx->broker),
+                           .topology = topology,
+                           .app = app,
+                           .state_dir = fx->state_dir,
+                           .port = port};
+    return eddy_test_run_start(&run);
 }
 
 /* `method` http://127.0.0.1:port/path; returns the parsed JSON body (NULL if the
@@ -159,32 +97,6 @@ static json_t *http_call(int port, const char *method, const char *path, int *st
     eddy_test_http_resp_free(&resp);
     eddy_test_http_close(conn);
     return body;
-}
-
-static json_t *http_get(int port, const char *path, int *status)
-{
-    return http_call(port, "GET", path, status);
-}
-
-static int64_t health_total(json_t *health, const char *field)
-{
-    return json_integer_value(json_object_get(json_object_get(health, "totals"), field));
-}
-
-/* Waits until the processor has consumed every record of the topic. */
-static json_t *wait_caught_up(int port, int64_t records)
-{
-    for (int i = 0; i < 1200; i++) {
-        int status = 0;
-        json_t *h = http_get(port, "/api/health", &status);
-        if (h && status == 200 && health_total(h, "committed_records") >= records)
-            return h;
-        json_decref(h);
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    fail_msg("the processor did not catch up with %lld records within 60 s", (long long)records);
-    return NULL;
 }
 
 /* --- comparison ------------------------------------------------------------------ */
@@ -264,36 +176,36 @@ static int64_t produce_malformed(fixture_t *fx)
 static void test_monitoring_exact_across_restarts(void **state)
 {
     fixture_t *fx = *state;
-    int port = free_port();
+    int port = eddy_test_free_port();
     int64_t late, undecodable;
 
     /* 1. First half, processed, then SIGKILL. */
     generate(fx, "log-events", EDDY_GEN_HTTP, 42, 100000, T0, 450);
     pid_t pid = start_eddy(fx, "monitoring.json", "mon", port);
-    json_decref(wait_caught_up(port, 100000));
+    json_decref(eddy_test_wait_caught_up(port, 12, 100000, 60));
     compare_monitoring(fx, port, &late, &undecodable);
-    stop_eddy(pid, SIGKILL);
+    eddy_test_run_stop(pid, SIGKILL);
 
     /* 2. Second half; a new process resumes from the state dir. */
     generate(fx, "log-events", EDDY_GEN_HTTP, 43, 100000, T0 + 450000, 450);
     pid = start_eddy(fx, "monitoring.json", "mon", port);
-    json_decref(wait_caught_up(port, 200000));
+    json_decref(eddy_test_wait_caught_up(port, 12, 200000, 60));
     compare_monitoring(fx, port, &late, &undecodable);
     assert_int_equal(late, 0);
 
     /* 3. Clean stop; malformed and late records; catch up again. */
-    stop_eddy(pid, SIGTERM);
+    eddy_test_run_stop(pid, SIGTERM);
     int64_t bad = produce_malformed(fx);
     generate(fx, "log-events", EDDY_GEN_HTTP, 44, 1000, T0 - 3600000, 60);
     pid = start_eddy(fx, "monitoring.json", "mon", port);
-    json_t *h = wait_caught_up(port, 200000 + bad + 1000);
+    json_t *h = eddy_test_wait_caught_up(port, 12, 200000 + bad + 1000, 60);
     compare_monitoring(fx, port, &late, &undecodable);
     assert_int_equal(undecodable, bad);
-    assert_int_equal(health_total(h, "undecodable"), bad);
+    assert_int_equal(eddy_test_health_total(h, "undecodable"), bad);
     assert_true(late >= 1000 * 8); /* every window of every store closed: 1+1+5+1 each */
-    assert_int_equal(health_total(h, "late"), late);
+    assert_int_equal(eddy_test_health_total(h, "late"), late);
     json_decref(h);
-    stop_eddy(pid, SIGTERM);
+    eddy_test_run_stop(pid, SIGTERM);
 }
 
 /* The sink topic must carry every final window of the three stores exactly once,
@@ -392,7 +304,7 @@ static void check_errors(int port)
         json_decref(body);
     }
     int status = 0;
-    json_t *stores = http_get(port, "/api/stores", &status);
+    json_t *stores = eddy_test_get_json(port, "/api/stores", &status);
     assert_int_equal(status, 200);
     assert_int_equal(json_array_size(json_object_get(stores, "stores")), 3);
     json_decref(stores);
@@ -401,10 +313,10 @@ static void check_errors(int port)
 static void test_activity_iso_timestamps(void **state)
 {
     fixture_t *fx = *state;
-    int port = free_port();
+    int port = eddy_test_free_port();
     generate(fx, "user-events", EDDY_GEN_ACTIVITY, 5, 100000, T0, 600);
     pid_t pid = start_eddy(fx, "activity.json", "act", port);
-    json_decref(wait_caught_up(port, 100000));
+    json_decref(eddy_test_wait_caught_up(port, 12, 100000, 60));
     eddy_test_topic_t input;
     assert_int_equal(
         eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "user-events", &input), 0);
@@ -426,16 +338,16 @@ static void test_activity_iso_timestamps(void **state)
     check_sink(fx, &input);
     check_errors(port);
     eddy_test_topic_free(&input);
-    stop_eddy(pid, SIGTERM);
+    eddy_test_run_stop(pid, SIGTERM);
 }
 
 /* Partitions owned and records committed by an instance, from /api/health. */
 static void instance_progress(int port, int *owned, int64_t *committed)
 {
     int status = 0;
-    json_t *h = http_get(port, "/api/health", &status);
+    json_t *h = eddy_test_get_json(port, "/api/health", &status);
     *owned = h ? (int)json_array_size(json_object_get(h, "partitions")) : 0;
-    *committed = h ? health_total(h, "committed_records") : 0;
+    *committed = h ? eddy_test_health_total(h, "committed_records") : 0;
     json_decref(h);
 }
 
@@ -446,7 +358,7 @@ static void add_counts(int port, const char *store, json_t *sums)
     char path[256];
     snprintf(path, sizeof(path), "/api/stores/%s/windows", store);
     int status = 0;
-    json_t *res = http_get(port, path, &status);
+    json_t *res = eddy_test_get_json(port, path, &status);
     assert_int_equal(status, 200);
     size_t i;
     json_t *w;
@@ -465,12 +377,9 @@ static void add_counts(int port, const char *store, json_t *sums)
 
 /* Two instances of one application split the partitions; together they hold
  * exactly the reference counts. When one dies, the other takes its partitions back
- * (resuming its own checkpoints) and alone holds the exact windows again.
- *
- * This test uses the eager roundrobin assignor: librdkafka 2.0.2's mock cluster
- * mishandles cooperative rebalances between several members (assignments are
- * "lost" again and again for tens of seconds); eddy's rebalance callback serves
- * both protocols and the other tests run the default, cooperative-sticky. */
+ * (replaying from the changelogs what B committed meanwhile) and alone holds the
+ * exact windows again. B started without state for A's partitions: it restored
+ * them from the changelogs. */
 static void test_rebalance_two_instances(void **state)
 {
     fixture_t *fx = *state;
@@ -481,16 +390,15 @@ static void test_rebalance_two_instances(void **state)
     char dir_a[256], dir_b[256];
     snprintf(dir_a, sizeof(dir_a), "%.200s/a", fx->state_dir);
     snprintf(dir_b, sizeof(dir_b), "%.200s/b", fx->state_dir);
-    int port_a = free_port(), port_b = free_port();
+    int port_a = eddy_test_free_port(), port_b = eddy_test_free_port();
     char saved[256];
     snprintf(saved, sizeof(saved), "%s", fx->state_dir);
 
     snprintf(fx->state_dir, sizeof(fx->state_dir), "%s", dir_a);
-    const char *eager = "consumer.partition.assignment.strategy=roundrobin";
-    pid_t a = start_eddy_with(fx, "monitoring.json", "reb", port_a, eager);
-    json_decref(wait_caught_up(port_a, n));
+    pid_t a = start_eddy(fx, "monitoring.json", "reb", port_a);
+    json_decref(eddy_test_wait_caught_up(port_a, 12, n, 60));
     snprintf(fx->state_dir, sizeof(fx->state_dir), "%s", dir_b);
-    pid_t b = start_eddy_with(fx, "monitoring.json", "reb", port_b, eager);
+    pid_t b = start_eddy(fx, "monitoring.json", "reb", port_b);
     snprintf(fx->state_dir, sizeof(fx->state_dir), "%s", saved);
 
     /* Wait until the two own all 12 partitions between them and are caught up. */
@@ -530,17 +438,17 @@ static void test_rebalance_two_instances(void **state)
     ref_result_free(&ref);
 
     /* B dies; A gets its partitions back after the session timeout and is exact. */
-    stop_eddy(b, SIGKILL);
+    eddy_test_run_stop(b, SIGKILL);
     for (int i = 0; i < 600 && owned_a < 12; i++) {
         instance_progress(port_a, &owned_a, &done_a);
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
     }
     assert_int_equal(owned_a, 12);
-    json_decref(wait_caught_up(port_a, n));
+    json_decref(eddy_test_wait_caught_up(port_a, 12, n, 60));
     int64_t late, undecodable;
     compare_monitoring(fx, port_a, &late, &undecodable);
-    stop_eddy(a, SIGTERM);
+    eddy_test_run_stop(a, SIGTERM);
     eddy_test_topic_free(&input);
 }
 
