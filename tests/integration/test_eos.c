@@ -12,7 +12,9 @@
  *   3. broker faults injected into Produce, AddPartitionsToTxn, TxnOffsetCommit
  *      and EndTxn while processing: commits are retried, aborted and rolled back,
  *      the producer recreated after a fatal error, and the result is exact;
- *   4. at_least_once after kill -9 and a wipe (see that test for what it promises).
+ *   4. at_least_once after kill -9 and a wipe (see that test for what it promises);
+ *   5. a missing changelog topic, or one with the wrong partition count, stops
+ *      eddy at startup with a message that says what to create.
  */
 #include "eddy_proc.h"
 #include "reference.h"
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -313,6 +316,54 @@ static void test_at_least_once_recovers(void **state)
     eddy_test_run_stop(pid, SIGTERM);
 }
 
+/* Runs eddy with application id `app` until it exits; returns its stderr. */
+static char *run_until_exit(fixture_t *fx, const char *app, int *status)
+{
+    truncate_log(fx);
+    eddy_test_run_t run = {.bootstrap = bootstrap(fx),
+                           .topology = "monitoring.json",
+                           .app = app,
+                           .state_dir = fx->state_dir,
+                           .port = eddy_test_free_port(),
+                           .log_path = fx->log};
+    pid_t pid = eddy_test_run_start(&run);
+    assert_int_equal(waitpid(pid, status, 0), pid);
+    FILE *f = fopen(fx->log, "r");
+    assert_non_null(f);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* 5. Changelog topics are checked before anything runs. */
+static void test_changelog_topics_are_checked(void **state)
+{
+    fixture_t *fx = *state;
+    int status = 0;
+    char *err = run_until_exit(fx, "nochangelogs", &status);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    assert_non_null(strstr(err, "changelog topic 'nochangelogs-requests_per_endpoint-changelog'"));
+    assert_non_null(strstr(err, "create it with 12 partitions"));
+    assert_non_null(strstr(err, "eddy broker --topology"));
+
+    char errstr[256];
+    static const char *const stores[] = {"requests_per_endpoint", "endpoint_stats", "status_codes",
+                                         "region_stats"};
+    for (int i = 0; i < 4; i++) {
+        char name[128];
+        snprintf(name, sizeof(name), "wrongcount-%s-changelog", stores[i]);
+        assert_int_equal(eddy_broker_create_topic(fx->broker, name, i == 1 ? 4 : PARTITIONS, errstr,
+                                                  sizeof(errstr)),
+                         0);
+    }
+    err = run_until_exit(fx, "wrongcount", &status);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    assert_non_null(strstr(err, "changelog topic 'wrongcount-endpoint_stats-changelog' has 4 "
+                                "partitions, but the source topic has 12"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +371,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abandoned_commit_is_not_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_least_once_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changelog_topics_are_checked, setup, teardown),
     };
     if (getenv("EDDY_TEST_FILTER")) /* e.g. EDDY_TEST_FILTER='*abandoned*' */
         cmocka_set_test_filter(getenv("EDDY_TEST_FILTER"));
