@@ -41,6 +41,8 @@ static const key_def_t keys[] = {
      "milliseconds between commits (1..3600000)"},
     {"processing.guarantee", T_GUARANTEE, OFF(guarantee), 0, 0, "at_least_once or exactly_once_v2"},
     {"poll.ms", T_INT, OFF(poll_ms), 1, 10000, "longest wait in one poll, ms (1..10000)"},
+    {"changelog.snapshot.bytes", T_INT, OFF(changelog_snapshot_bytes), 0, INT64_MAX / 4,
+     "changelog bytes between two snapshots of a store's task, 0 = never"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -54,6 +56,7 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->commit_interval_ms = 100;
     cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
     cfg->poll_ms = 100;
+    cfg->changelog_snapshot_bytes = 4 << 20;
 }
 
 void eddy_config_free(eddy_config_t *cfg)

@@ -29,15 +29,16 @@ typedef struct eddy_kv_s {
 } eddy_kv_t;
 
 typedef struct eddy_config_s {
-    char *application_id;       /* application.id: consumer group, topic and dir prefix */
-    char *bootstrap_servers;    /* bootstrap.servers */
-    char *topology_path;        /* topology (file) */
-    char *state_dir;            /* state.dir: RocksDB lives in <state.dir>/<application.id> */
-    char *application_server;   /* application.server: HOST:PORT of the HTTP API ("" = off) */
-    int num_stream_threads;     /* num.stream.threads */
-    int64_t commit_interval_ms; /* commit.interval.ms */
-    eddy_guarantee_t guarantee; /* processing.guarantee */
-    int64_t poll_ms;            /* poll.ms: longest wait for records in one poll */
+    char *application_id;             /* application.id: consumer group, topic and dir prefix */
+    char *bootstrap_servers;          /* bootstrap.servers */
+    char *topology_path;              /* topology (file) */
+    char *state_dir;                  /* state.dir: RocksDB lives in <state.dir>/<application.id> */
+    char *application_server;         /* application.server: HOST:PORT of the HTTP API ("" = off) */
+    int num_stream_threads;           /* num.stream.threads */
+    int64_t commit_interval_ms;       /* commit.interval.ms */
+    eddy_guarantee_t guarantee;       /* processing.guarantee */
+    int64_t poll_ms;                  /* poll.ms: longest wait for records in one poll */
+    int64_t changelog_snapshot_bytes; /* changelog.snapshot.bytes: see docs/stores.md */
     eddy_kv_t consumer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every consumer */
     int n_consumer_props;                            /* entries used */
     eddy_kv_t producer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every producer */

@@ -132,10 +132,13 @@ eddy_err_t eddy_restorer_add(eddy_restorer_t *r, eddy_task_t *task, bool *done, 
         if (offsets[i] < lo) {
             /* Retention (the embedded broker keeps 5 MiB per partition) or a
              * recreated topic: what lies before lo is gone. */
-            eddy_log_warn("task %d: changelog %s [%d] starts at offset %lld, after the local "
-                          "position %lld: records before it were deleted; restoring from there",
-                          (int)p, topic, (int)p, (long long)lo, (long long)offsets[i]);
+            eddy_log_warn(
+                "task %d: changelog %s [%d] starts at offset %lld, after the local "
+                "position %lld: records before it were deleted; restoring from there (whole from "
+                "its first snapshot on)",
+                (int)p, topic, (int)p, (long long)lo, (long long)offsets[i]);
             offsets[i] = lo;
+            eddy_task_restore_truncated(task, i);
         }
         if (offsets[i] > hi) {
             eddy_log_warn("task %d: local position %lld is past the end %lld of changelog %s "

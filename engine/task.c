@@ -38,6 +38,11 @@ typedef struct task_store_s {
                                         delivery report; -1 until then */
     eddy_changelog_replay_t *replay; /* while restoring: the changelog being read */
     bool restored;                   /* while restoring: reached the end of the changelog */
+    bool truncated;                  /* while restoring: retention deleted records it needed */
+    int64_t changelog_bytes;         /* bytes produced since the last snapshot began */
+    int64_t snapshot_bytes;          /* size of the last snapshot */
+    uint32_t commit_records;         /* data records of the commit in progress */
+    bool snapshot;                   /* the commit in progress is a snapshot */
 } task_store_t;
 
 struct eddy_task_s {
@@ -150,6 +155,7 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
         ts->cache = eddy_cache_new(free_agg, NULL);
         ts->expired_before = INT64_MIN;
         ts->marker_offset = -1;
+        ts->changelog_bytes = INT64_MAX / 2; /* the first commit is a snapshot */
         if (!ts->cache || ts->index < 0) {
             eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "cannot set up store %s", ts->def->name);
             eddy_task_destroy(task);
@@ -349,6 +355,34 @@ static void flush_entry(eddy_cache_entry_t *e, void *opaque)
     eddy_changelog_data_header(task->buf, task->incarnation, task->seq);
     task->flush_err = produce(task->flush_rk, ctx->topic, task->partition, key, key_len, task->buf,
                               hdr + len, NULL);
+    ctx->ts->commit_records++;
+    ctx->ts->changelog_bytes += (int64_t)(key_len + hdr + len);
+}
+
+/* A snapshot: every committed window of the store not dirty in the cache (the
+ * dirty ones are in the commit already) goes to the changelog again. */
+static int snapshot_entry(int32_t partition, int64_t start, const char *key, size_t key_len,
+                          const void *value, size_t value_len, void *opaque)
+{
+    flush_ctx_t *ctx = opaque;
+    eddy_task_t *task = ctx->task;
+    eddy_cache_entry_t *e = eddy_cache_find(ctx->ts->cache, start, key, key_len);
+    if ((e && e->dirty) || key_len > MAX_KEY)
+        return 0;
+    const size_t hdr = EDDY_CHANGELOG_DATA_HDR;
+    if (hdr + value_len > task->buf_cap) {
+        task->buf_cap = (hdr + value_len) * 2;
+        task->buf = realloc(task->buf, task->buf_cap);
+    }
+    eddy_changelog_data_header(task->buf, task->incarnation, task->seq);
+    memcpy(task->buf + hdr, value, value_len);
+    uint8_t k[9 + MAX_KEY];
+    size_t k_len = eddy_changelog_data_key(k, sizeof(k), start, key, key_len);
+    task->flush_err =
+        produce(task->flush_rk, ctx->topic, partition, k, k_len, task->buf, hdr + value_len, NULL);
+    ctx->ts->commit_records++;
+    ctx->ts->snapshot_bytes += (int64_t)(k_len + hdr + value_len);
+    return task->flush_err != EDDY_OK;
 }
 
 eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_kafka_t *rk,
@@ -361,10 +395,14 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
     task->flushed = 0;
     task->pending_marker = false;
     task->seq++;
+    const int64_t snapshot_every = task->rt->cfg->changelog_snapshot_bytes;
+    bool moved = false;
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
         flush_ctx_t ctx = {task, ts, task->rt->changelog_topics[i]};
+        ts->commit_records = 0;
         eddy_cache_foreach_dirty(ts->cache, flush_entry, &ctx);
+        moved = moved || ts->commit_records > 0;
         /* Retention: windows that started before stream time - retention go. The
          * cutoff is rounded down to the window advance so the range delete is
          * issued only when a whole window expires (each one slows iterators). */
@@ -378,6 +416,28 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
                 ts->expired_before = cutoff;
             }
         }
+        /* Snapshots keep a changelog whole on a broker that neither compacts nor
+         * keeps much (the embedded one): every incarnation starts with one, then
+         * one each time the changelog grew by the setting (and by twice the last
+         * snapshot, so that snapshots never dominate). */
+        ts->snapshot = false;
+        bool progressed = moved || task->next_offset != task->committed_offset;
+        if (rk && snapshot_every > 0 && progressed && !task->flush_err &&
+            ts->changelog_bytes >= (snapshot_every > 2 * ts->snapshot_bytes
+                                        ? snapshot_every
+                                        : 2 * ts->snapshot_bytes)) {
+            char errstr[256];
+            ts->snapshot = true;
+            ts->snapshot_bytes = 0;
+            if (eddy_statedb_scan(task->rt->db, ts->index, task->partition, ts->expired_before,
+                                  INT64_MAX, snapshot_entry, &ctx, errstr, sizeof(errstr)) &&
+                !task->flush_err) {
+                eddy_log_error("task %d: snapshot of store %s: %s", task->partition, ts->def->name,
+                               errstr);
+                task->flush_err = EDDY_ERR_STORE;
+            }
+            ts->changelog_bytes = ts->snapshot_bytes;
+        }
     }
     /* A marker per store whenever the task moved: it confirms the records above
      * and carries the input position a restore resumes from. */
@@ -386,8 +446,13 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
         for (size_t i = 0; i < task->n_stores && !task->flush_err; i++) {
             task_store_t *ts = &task->stores[i];
             uint8_t key[EDDY_CHANGELOG_MARKER_KEY], value[EDDY_CHANGELOG_MARKER_LEN];
-            eddy_changelog_marker(key, value, task->incarnation, task->seq, task->next_offset,
-                                  task->stream_time);
+            eddy_changelog_rec_t m = {.incarnation = task->incarnation,
+                                      .seq = task->seq,
+                                      .input_offset = task->next_offset,
+                                      .stream_time = task->stream_time,
+                                      .records = ts->commit_records,
+                                      .flags = ts->snapshot ? EDDY_CHANGELOG_SNAPSHOT : 0};
+            eddy_changelog_marker(key, value, &m);
             ts->marker_offset = -1;
             task->flush_err = produce(rk, task->rt->changelog_topics[i], task->partition, key,
                                       sizeof(key), value, sizeof(value), &ts->marker_offset);
@@ -461,6 +526,7 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
         if (!ts->cache)
             return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
         ts->expired_before = INT64_MIN;
+        ts->changelog_bytes = INT64_MAX / 2;
     }
     task->processed = task->committed_counts[0];
     task->late = task->committed_counts[1];
@@ -529,6 +595,7 @@ eddy_err_t eddy_task_restore_begin(eddy_task_t *task, int64_t *offsets, char *er
         task_store_t *ts = &task->stores[i];
         ts->task = task;
         ts->restored = false;
+        ts->truncated = false;
         eddy_changelog_replay_destroy(ts->replay);
         ts->replay = eddy_changelog_replay_new(restore_apply, restore_commit, ts);
         if (!ts->replay)
@@ -549,6 +616,11 @@ void eddy_task_restore_store_done(eddy_task_t *task, size_t store)
     task->stores[store].restored = true;
 }
 
+void eddy_task_restore_truncated(eddy_task_t *task, size_t store)
+{
+    task->stores[store].truncated = true;
+}
+
 bool eddy_task_restore_complete(const eddy_task_t *task)
 {
     for (size_t i = 0; i < task->n_stores; i++)
@@ -565,6 +637,11 @@ eddy_err_t eddy_task_restore_finish(eddy_task_t *task, char *errstr, size_t errs
         dropped += eddy_changelog_replay_dropped(ts->replay) +
                    (int64_t)eddy_changelog_replay_pending(ts->replay);
         bad += eddy_changelog_replay_bad(ts->replay);
+        if (ts->truncated && !eddy_changelog_replay_snapshot_seen(ts->replay))
+            eddy_log_error("task %d: the changelog of store %s lost records to retention and "
+                           "holds no whole snapshot after them: windows it had then may be "
+                           "incomplete (lower changelog.snapshot.bytes, see docs/stores.md)",
+                           task->partition, ts->def->name);
         eddy_changelog_replay_destroy(ts->replay);
         ts->replay = NULL;
     }

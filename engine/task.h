@@ -83,6 +83,10 @@ void eddy_task_restore_record(eddy_task_t *task, size_t store, int64_t offset, c
 /** Store `store`'s changelog was read to its end. */
 void eddy_task_restore_store_done(eddy_task_t *task, size_t store);
 
+/** Store `store`'s changelog no longer starts where the restore needed it to
+ *  (retention): the restore then relies on a whole snapshot after its start. */
+void eddy_task_restore_truncated(eddy_task_t *task, size_t store);
+
 /** Every store was read to its end. */
 bool eddy_task_restore_complete(const eddy_task_t *task);
 

@@ -5,6 +5,7 @@
  *   data value  version | incarnation u64 | seq u64 | serialized aggregate
  *   marker key  'M' | incarnation u64
  *   marker value version | incarnation u64 | seq u64 | input offset i64 | stream time i64
+ *                | records u32 | flags u8
  *
  * Replay holds the data records of the commit in progress in one growing arena
  * (copied: librdkafka's buffers do not outlive the message); it is emptied at
@@ -51,16 +52,18 @@ void eddy_changelog_data_header(uint8_t out[EDDY_CHANGELOG_DATA_HDR], uint64_t i
 }
 
 void eddy_changelog_marker(uint8_t key[EDDY_CHANGELOG_MARKER_KEY],
-                           uint8_t value[EDDY_CHANGELOG_MARKER_LEN], uint64_t incarnation,
-                           uint64_t seq, int64_t input_offset, int64_t stream_time)
+                           uint8_t value[EDDY_CHANGELOG_MARKER_LEN], const eddy_changelog_rec_t *m)
 {
     key[0] = 'M';
-    put_u64(key + 1, incarnation);
+    put_u64(key + 1, m->incarnation);
     value[0] = EDDY_CHANGELOG_VERSION;
-    put_u64(value + 1, incarnation);
-    put_u64(value + 9, seq);
-    put_u64(value + 17, (uint64_t)input_offset);
-    put_u64(value + 25, (uint64_t)stream_time);
+    put_u64(value + 1, m->incarnation);
+    put_u64(value + 9, m->seq);
+    put_u64(value + 17, (uint64_t)m->input_offset);
+    put_u64(value + 25, (uint64_t)m->stream_time);
+    for (int i = 0; i < 4; i++)
+        value[33 + i] = (uint8_t)(m->records >> (24 - 8 * i));
+    value[37] = m->flags;
 }
 
 eddy_err_t eddy_changelog_decode(const void *key, size_t key_len, const void *value,
@@ -84,6 +87,8 @@ eddy_err_t eddy_changelog_decode(const void *key, size_t key_len, const void *va
         rec->marker = true;
         rec->input_offset = (int64_t)get_u64(v + 17);
         rec->stream_time = (int64_t)get_u64(v + 25);
+        rec->records = (uint32_t)v[33] << 24 | (uint32_t)v[34] << 16 | (uint32_t)v[35] << 8 | v[36];
+        rec->flags = v[37];
         return EDDY_OK;
     }
     if (k[0] != 'W' || key_len < 9)
@@ -116,6 +121,7 @@ struct eddy_changelog_replay_s {
     uint64_t incarnation;             /* incarnation of the held records */
     int64_t dropped;                  /* records of abandoned commits */
     int64_t bad;                      /* undecodable records */
+    bool snapshot_seen;               /* a whole snapshot commit was applied */
 };
 
 eddy_changelog_replay_t *eddy_changelog_replay_new(eddy_changelog_apply_fn *apply,
@@ -194,20 +200,24 @@ void eddy_changelog_replay_feed(eddy_changelog_replay_t *r, int64_t offset, cons
             r->bad++; /* out of memory: counted, never applied half */
         return;
     }
-    size_t kept = 0;
+    size_t kept = 0, applied_of_seq = 0;
     for (size_t i = 0; i < r->n_held; i++) {
         held_t *h = &r->held[i];
         eddy_changelog_rec_t data;
         eddy_changelog_decode(r->arena + h->at, h->key_len, r->arena + h->at + h->key_len,
                               h->value_len, &data, errstr, sizeof(errstr));
-        if (data.seq <= rec.seq)
+        if (data.seq <= rec.seq) {
             r->apply(&data, r->opaque);
-        else
+            applied_of_seq += data.seq == rec.seq;
+        } else
             r->held[kept++] = *h; /* a later commit's (not written by eddy, but harmless) */
     }
     r->n_held = kept;
     if (kept == 0)
         r->arena_len = 0;
+    /* Whole only if every record of it was read: retention may have cut into it. */
+    if ((rec.flags & EDDY_CHANGELOG_SNAPSHOT) && applied_of_seq == rec.records)
+        r->snapshot_seen = true;
     r->commit(&rec, offset, r->opaque);
 }
 
@@ -224,4 +234,9 @@ int64_t eddy_changelog_replay_dropped(const eddy_changelog_replay_t *r)
 int64_t eddy_changelog_replay_bad(const eddy_changelog_replay_t *r)
 {
     return r->bad;
+}
+
+bool eddy_changelog_replay_snapshot_seen(const eddy_changelog_replay_t *r)
+{
+    return r->snapshot_seen;
 }

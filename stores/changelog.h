@@ -11,6 +11,9 @@
  * finished (a crash, an abort the embedded broker shows anyway) are never
  * applied. Marker keys are per incarnation, so log compaction keeps the last
  * marker of every incarnation and the rule still holds on a compacted topic.
+ * A *snapshot* commit also rewrites every live window of its (store, task), so
+ * a changelog whose start retention deleted (the embedded broker keeps 5 MiB per
+ * partition and does not compact) is still whole from its last snapshot on.
  *
  * Pure functions and a per-partition replay state; used by one thread at a time.
  */
@@ -26,8 +29,10 @@
 #define EDDY_CHANGELOG_VERSION    1
 #define EDDY_CHANGELOG_DATA_HDR   17 /* version, incarnation, sequence */
 #define EDDY_CHANGELOG_MARKER_KEY 9  /* 'M', incarnation */
-#define EDDY_CHANGELOG_MARKER_LEN 33 /* version, incarnation, sequence, input offset, stream time  \
-                                      */
+/* Marker value: version, incarnation, sequence, input offset, stream time,
+ * records u32, flags u8. */
+#define EDDY_CHANGELOG_MARKER_LEN 38
+#define EDDY_CHANGELOG_SNAPSHOT   1 /* marker flag: the commit holds every live window */
 
 /** A decoded changelog record; pointers point into the record given to decode. */
 typedef struct eddy_changelog_rec_s {
@@ -41,6 +46,8 @@ typedef struct eddy_changelog_rec_s {
     size_t state_len;     /* data: its length */
     int64_t input_offset; /* marker: next input offset the commit covers */
     int64_t stream_time;  /* marker: the task's stream time then */
+    uint32_t records;     /* marker: data records of the commit in this partition */
+    uint8_t flags;        /* marker: EDDY_CHANGELOG_SNAPSHOT */
 } eddy_changelog_rec_t;
 
 /** Writes the key of the data record of (window_start, key) into out (cap bytes;
@@ -52,10 +59,10 @@ size_t eddy_changelog_data_key(uint8_t *out, size_t cap, int64_t window_start, c
 void eddy_changelog_data_header(uint8_t out[EDDY_CHANGELOG_DATA_HDR], uint64_t incarnation,
                                 uint64_t seq);
 
-/** Writes a commit marker's key and value. */
+/** Writes a commit marker's key and value: `m` gives incarnation, seq,
+ *  input_offset, stream_time, records and flags (the data fields are unused). */
 void eddy_changelog_marker(uint8_t key[EDDY_CHANGELOG_MARKER_KEY],
-                           uint8_t value[EDDY_CHANGELOG_MARKER_LEN], uint64_t incarnation,
-                           uint64_t seq, int64_t input_offset, int64_t stream_time);
+                           uint8_t value[EDDY_CHANGELOG_MARKER_LEN], const eddy_changelog_rec_t *m);
 
 /** Decodes a record; EDDY_ERR_INVALID (with the reason in errstr) if it is not one
  *  eddy wrote. */
@@ -95,5 +102,10 @@ int64_t eddy_changelog_replay_dropped(const eddy_changelog_replay_t *r);
 
 /** Records that could not be decoded. */
 int64_t eddy_changelog_replay_bad(const eddy_changelog_replay_t *r);
+
+/** True once a whole snapshot commit (its marker flagged EDDY_CHANGELOG_SNAPSHOT
+ *  and every one of its records read) was applied: from there on the replay
+ *  holds every live window, whatever retention removed before it. */
+bool eddy_changelog_replay_snapshot_seen(const eddy_changelog_replay_t *r);
 
 #endif /* EDDY_CHANGELOG_H */

@@ -5,7 +5,8 @@
  * a commit's records only once its marker is read, drops the records of a commit
  * whose writer was followed by another incarnation (a crash or an abort), keeps
  * a trailing unfinished commit pending (never applied), and still applies
- * everything on a compacted log that kept only an incarnation's last marker.
+ * everything on a compacted log that kept only an incarnation's last marker; a
+ * snapshot counts as whole only if every one of its records was read.
  */
 #include "test_support.h"
 
@@ -38,13 +39,24 @@ static void add_data(log_t *log, uint64_t inc, uint64_t seq, int64_t start, cons
     log->n++;
 }
 
-static void add_marker(log_t *log, uint64_t inc, uint64_t seq, int64_t input_offset)
+static void add_marker_flagged(log_t *log, uint64_t inc, uint64_t seq, int64_t input_offset,
+                               uint32_t records, uint8_t flags)
 {
-    eddy_changelog_marker(log->recs[log->n].key, log->recs[log->n].value, inc, seq, input_offset,
-                          1000 + input_offset);
+    eddy_changelog_rec_t m = {.incarnation = inc,
+                              .seq = seq,
+                              .input_offset = input_offset,
+                              .stream_time = 1000 + input_offset,
+                              .records = records,
+                              .flags = flags};
+    eddy_changelog_marker(log->recs[log->n].key, log->recs[log->n].value, &m);
     log->recs[log->n].key_len = EDDY_CHANGELOG_MARKER_KEY;
     log->recs[log->n].value_len = EDDY_CHANGELOG_MARKER_LEN;
     log->n++;
+}
+
+static void add_marker(log_t *log, uint64_t inc, uint64_t seq, int64_t input_offset)
+{
+    add_marker_flagged(log, inc, seq, input_offset, 0, 0);
 }
 
 typedef struct applied_s {
@@ -102,6 +114,7 @@ static void test_codec(void **state)
                                            log.recs[1].value_len, &rec, errstr, sizeof(errstr)),
                      EDDY_OK);
     assert_true(rec.marker && rec.seq == 7 && rec.input_offset == 4242);
+    assert_true(rec.records == 0 && rec.flags == 0);
     assert_true(rec.stream_time == 1000 + 4242);
 
     /* Not eddy's: no key, a short value, a wrong version, an unknown key type, a
@@ -202,6 +215,36 @@ static void test_bad_records_are_skipped(void **state)
     eddy_changelog_replay_destroy(NULL);
 }
 
+/* Retention cut the log: the replay starts inside a snapshot commit (one of its
+ * records gone), which therefore is not whole; the next snapshot is. */
+static void test_snapshots(void **state)
+{
+    (void)state;
+    log_t log = {0};
+    /* what is left of snapshot 1 (3 records, the first deleted) */
+    add_data(&log, 1, 1, 60000, "b", "b1");
+    add_data(&log, 1, 1, 60000, "c", "c1");
+    add_marker_flagged(&log, 1, 1, 10, 3, EDDY_CHANGELOG_SNAPSHOT);
+    applied_t a;
+    eddy_changelog_replay_t *r = replay(&log, &a);
+    assert_false(eddy_changelog_replay_snapshot_seen(r));
+    assert_int_equal(a.n, 2);
+    eddy_changelog_replay_destroy(r);
+
+    add_data(&log, 1, 2, 60000, "a", "a2");
+    add_marker(&log, 1, 2, 20);
+    add_data(&log, 1, 3, 60000, "a", "a3");
+    add_data(&log, 1, 3, 60000, "b", "b1");
+    add_data(&log, 1, 3, 60000, "c", "c1");
+    add_marker_flagged(&log, 1, 3, 30, 3, EDDY_CHANGELOG_SNAPSHOT);
+    r = replay(&log, &a);
+    assert_true(eddy_changelog_replay_snapshot_seen(r));
+    assert_int_equal(a.n, 6);
+    assert_string_equal(a.states[3], "a3");
+    assert_int_equal(a.last_input, 30);
+    eddy_changelog_replay_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_abandoned_commits_are_never_applied),
         cmocka_unit_test(test_compacted_log),
         cmocka_unit_test(test_bad_records_are_skipped),
+        cmocka_unit_test(test_snapshots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
