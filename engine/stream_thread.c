@@ -520,12 +520,17 @@ static void *thread_main(void *arg)
     st->last_commit_ns = eddy_mono_ns();
     while (!atomic_load(&st->stop)) {
         /* Restore before the poll: a task that finishes here seeks its input, and
-         * the poll that follows cannot return a record fetched before that. */
+         * the poll that follows cannot return a record fetched before that. While
+         * restoring, the thread alternates slices of restore and of input for
+         * its running tasks. */
         bool restoring = eddy_restorer_count(st->restorer) > 0;
         if (restoring)
             eddy_restorer_step(st->restorer, RESTORE_SLICE_MS, on_restored, st);
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(st->rk, restoring ? 0 : poll_ms);
-        if (msg) {
+        int64_t slice_end = eddy_mono_ns() + (int64_t)RESTORE_SLICE_MS * 1000000;
+        for (int n = 0;; n++) {
+            rd_kafka_message_t *msg = rd_kafka_consumer_poll(st->rk, restoring ? 0 : poll_ms);
+            if (!msg)
+                break;
             if (!msg->err) {
                 int p = msg->partition;
                 /* A restoring task's input is paused; what was fetched before the
@@ -537,6 +542,8 @@ static void *thread_main(void *arg)
                 eddy_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
             }
             rd_kafka_message_destroy(msg);
+            if (!restoring || (n % 256 == 255 && eddy_mono_ns() >= slice_end))
+                break;
         }
         if (eddy_mono_ns() - st->last_commit_ns >= commit_ns && commit_tasks(st, true)) {
             atomic_store(&st->failed, true);
