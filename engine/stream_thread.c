@@ -480,6 +480,11 @@ static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t 
         {"isolation.level", "read_committed"},
         {"enable.partition.eof", "false"},
         {"fetch.wait.max.ms", "50"},
+        /* Kafka Streams before 3.0: a dead instance's tasks move within ~10 s, and
+         * a member the embedded broker loses track of in a rebalance (it does,
+         * when several join at once) stalls the group that long, not 45 s. */
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
         {"queued.min.messages", "200000"},
         {"log_level", "4"},
     };
@@ -526,7 +531,7 @@ static void *thread_main(void *arg)
         bool restoring = eddy_restorer_count(st->restorer) > 0;
         if (restoring)
             eddy_restorer_step(st->restorer, RESTORE_SLICE_MS, on_restored, st);
-        int64_t slice_end = eddy_mono_ns() + (int64_t)RESTORE_SLICE_MS * 1000000;
+        int64_t slice_end = restoring ? eddy_mono_ns() + (int64_t)RESTORE_SLICE_MS * 1000000 : 0;
         for (int n = 0;; n++) {
             rd_kafka_message_t *msg = rd_kafka_consumer_poll(st->rk, restoring ? 0 : poll_ms);
             if (!msg)
