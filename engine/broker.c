@@ -4,6 +4,11 @@
  * The mock cluster needs an rd_kafka_t for its bookkeeping; we give it a producer
  * that never produces. Topics are created up front because the mock auto-creates
  * only 4 partitions and eddy's topics need exact partition counts.
+ *
+ * With --control the command's main thread also reads fault-injection commands
+ * from stdin (one per line, one answer line each on stdout) and applies them
+ * through the mock API: request errors, brokers down and up. The drill
+ * (tests/drills/drill.c) drives it that way.
  */
 #include "engine/broker.h"
 #include "engine/cli.h"
@@ -11,11 +16,14 @@
 #include "engine/util.h"
 #include "topology/topology_int.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct eddy_broker_s {
@@ -153,7 +161,8 @@ static const char broker_help[] =
     "5 MiB per partition, writes no transaction markers and forgets everything on\n"
     "exit. For real Kafka, see docs/kafka.md.\n"
     "\n"
-    "When ready it prints exactly one line on stdout:\n"
+    "When ready it prints exactly one line on stdout (with --control, the answers\n"
+    "to the commands follow it):\n"
     "  bootstrap.servers=127.0.0.1:PORT,...\n"
     "\n"
     "options:\n"
@@ -168,6 +177,18 @@ static const char broker_help[] =
     "                           <application.id>-<store>-changelog (repeatable)\n"
     "  --application-id ID      application.id for the changelog topic names\n"
     "  --bootstrap-file PATH    also write the bootstrap.servers line to PATH\n"
+    "  --control                read fault-injection commands from stdin, one per\n"
+    "                           line, after the bootstrap line; each gets one answer\n"
+    "                           line on stdout, 'ok' or 'error: <why>':\n"
+    "      error REQUEST COUNT ERR  the next COUNT requests of type REQUEST (Produce,\n"
+    "                           Fetch, OffsetCommit, Heartbeat, InitProducerId,\n"
+    "                           AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,\n"
+    "                           TxnOffsetCommit), from any client, fail with Kafka\n"
+    "                           error ERR (a name such as NOT_LEADER_FOR_PARTITION,\n"
+    "                           REQUEST_TIMED_OUT, NOT_COORDINATOR, or its number)\n"
+    "      down ID | up ID      take broker ID (1..N) down (connections dropped and\n"
+    "                           refused) or bring it back\n"
+    "      quit                 stop, as on SIGINT; so does the end of stdin\n"
     "  -h, --help               this help\n";
 
 static eddy_err_t write_file_atomic(const char *path, const char *text, char *errstr,
@@ -188,6 +209,195 @@ static eddy_err_t write_file_atomic(const char *path, const char *text, char *er
     return EDDY_OK;
 }
 
+/* --- --control: fault injection ------------------------------------------------ */
+
+/* Requests the control channel can fail, by Kafka protocol ApiKey. */
+static const struct {
+    const char *name;
+    int16_t api_key;
+} control_requests[] = {
+    {"Produce", 0},          {"Fetch", 1},           {"OffsetCommit", 8},
+    {"Heartbeat", 12},       {"InitProducerId", 22}, {"AddPartitionsToTxn", 24},
+    {"AddOffsetsToTxn", 25}, {"EndTxn", 26},         {"TxnOffsetCommit", 28},
+};
+
+/* A broker-side Kafka error by name (librdkafka's table, without the
+ * RD_KAFKA_RESP_ERR_ prefix, which is also accepted, or Java's) or by number. librdkafka's
+ * internal errors (negative, below UNKNOWN) never travel on the wire and are
+ * refused, as is NO_ERROR. */
+static bool control_error_parse(const char *text, rd_kafka_resp_err_t *out)
+{
+    int64_t code;
+    if (eddy_parse_i64(text, -1, 32767, &code)) {
+        if (code == 0)
+            return false;
+        *out = (rd_kafka_resp_err_t)code;
+        return true;
+    }
+    if (!strncasecmp(text, "RD_KAFKA_RESP_ERR_", 18))
+        text += 18;
+    /* Java's names where librdkafka's table has another one. */
+    static const struct {
+        const char *name;
+        rd_kafka_resp_err_t err;
+    } aliases[] = {
+        {"UNKNOWN_SERVER_ERROR", RD_KAFKA_RESP_ERR_UNKNOWN},
+        {"NOT_LEADER_OR_FOLLOWER", RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION},
+    };
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        if (!strcasecmp(aliases[i].name, text)) {
+            *out = aliases[i].err;
+            return true;
+        }
+    const struct rd_kafka_err_desc *descs;
+    size_t n;
+    rd_kafka_get_err_descs(&descs, &n);
+    for (size_t i = 0; i < n; i++)
+        if (descs[i].name && descs[i].code >= -1 && descs[i].code != 0 &&
+            !strcasecmp(descs[i].name, text)) {
+            *out = descs[i].code;
+            return true;
+        }
+    return false;
+}
+
+/* Applies one command line; writes the answer (without newline) into `reply`.
+ * Returns true when the command asks the broker to stop. */
+static bool control_apply(eddy_broker_t *broker, char *line, char *reply, size_t cap)
+{
+    char *save = NULL, *argv[6];
+    int argc = 0;
+    for (char *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (argc == 5) {
+            snprintf(reply, cap, "error: too many words");
+            return false;
+        }
+        argv[argc++] = tok;
+    }
+    argv[argc] = NULL;
+    const char *cmd = argv[0];
+    if (!strcmp(cmd, "quit") && argc == 1) {
+        snprintf(reply, cap, "ok");
+        return true;
+    }
+    if ((!strcmp(cmd, "down") || !strcmp(cmd, "up")) && argc == 2) {
+        int64_t id;
+        if (!eddy_parse_i64(argv[1], 1, broker->brokers, &id)) {
+            snprintf(reply, cap, "error: broker id '%s' is not in 1..%d", argv[1], broker->brokers);
+            return false;
+        }
+        rd_kafka_resp_err_t err = !strcmp(cmd, "down")
+                                      ? rd_kafka_mock_broker_set_down(broker->mcluster, (int)id)
+                                      : rd_kafka_mock_broker_set_up(broker->mcluster, (int)id);
+        if (err)
+            snprintf(reply, cap, "error: %s broker %d: %s", cmd, (int)id, rd_kafka_err2str(err));
+        else
+            snprintf(reply, cap, "ok");
+        return false;
+    }
+    if (!strcmp(cmd, "error") && argc == 4) {
+        int api_key = -1;
+        for (size_t i = 0; i < sizeof(control_requests) / sizeof(control_requests[0]); i++)
+            if (!strcasecmp(argv[1], control_requests[i].name))
+                api_key = control_requests[i].api_key;
+        int64_t count;
+        rd_kafka_resp_err_t err;
+        if (api_key < 0)
+            snprintf(reply, cap,
+                     "error: unknown request '%s' (Produce, Fetch, OffsetCommit, Heartbeat, "
+                     "InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, "
+                     "TxnOffsetCommit)",
+                     argv[1]);
+        else if (!eddy_parse_i64(argv[2], 1, 100000, &count))
+            snprintf(reply, cap, "error: count '%s' is not an integer in 1..100000", argv[2]);
+        else if (!control_error_parse(argv[3], &err))
+            snprintf(reply, cap,
+                     "error: '%s' is not a Kafka error name (e.g. NOT_LEADER_FOR_PARTITION) "
+                     "or a non-zero code",
+                     argv[3]);
+        else {
+            rd_kafka_resp_err_t *errs = malloc((size_t)count * sizeof(*errs));
+            if (!errs) {
+                snprintf(reply, cap, "error: out of memory");
+                return false;
+            }
+            for (int64_t i = 0; i < count; i++)
+                errs[i] = err;
+            rd_kafka_mock_push_request_errors_array(broker->mcluster, (int16_t)api_key,
+                                                    (size_t)count, errs);
+            free(errs);
+            snprintf(reply, cap, "ok");
+        }
+        return false;
+    }
+    snprintf(reply, cap,
+             "error: unknown command '%s' (error REQUEST COUNT ERR, down ID, up ID, quit)", cmd);
+    return false;
+}
+
+/* Reads commands from stdin until quit, the end of stdin or a stop signal.
+ * poll() with a timeout so that a signal is noticed while stdin is idle. */
+static void control_loop(eddy_broker_t *broker)
+{
+    char buf[4096];
+    size_t len = 0;
+    bool quit = false, eof = false;
+    while (!quit && !eof && !eddy_cli_stop) {
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        int pr = poll(&pfd, 1, 100);
+        if (pr < 0 && errno != EINTR) {
+            eddy_log_error("control: poll on stdin: %s", strerror(errno));
+            break;
+        }
+        if (pr <= 0)
+            continue;
+        ssize_t n = read(STDIN_FILENO, buf + len, sizeof(buf) - 1 - len);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0) {
+            eof = true;
+            if (len == 0)
+                break;
+            buf[len++] = '\n'; /* a last line without its newline still counts */
+        } else {
+            len += (size_t)n;
+        }
+        size_t start = 0;
+        char *nl;
+        while (!quit && (nl = memchr(buf + start, '\n', len - start))) {
+            *nl = '\0';
+            char *cmd = buf + start;
+            start = (size_t)(nl - buf) + 1;
+            size_t cl = strlen(cmd);
+            while (cl && (cmd[cl - 1] == '\r' || cmd[cl - 1] == ' ' || cmd[cl - 1] == '\t'))
+                cmd[--cl] = '\0';
+            cmd += strspn(cmd, " \t");
+            if (!*cmd || *cmd == '#')
+                continue; /* blank lines and comments get no answer */
+            char echo[256], reply[512];
+            snprintf(echo, sizeof(echo), "%s", cmd);
+            quit = control_apply(broker, cmd, reply, sizeof(reply));
+            eddy_log_info("control: %s -> %s", echo, reply);
+            printf("%s\n", reply);
+            fflush(stdout);
+        }
+        memmove(buf, buf + start, len - start);
+        len -= start;
+        if (len == sizeof(buf) - 1) {
+            eddy_log_warn("control: command longer than %zu bytes dropped", sizeof(buf) - 2);
+            printf("error: command too long\n");
+            fflush(stdout);
+            len = 0;
+        }
+    }
+    if (quit)
+        eddy_log_info("stopping on 'quit'");
+    else if (eof)
+        eddy_log_info("stopping: end of stdin");
+    else
+        eddy_log_info("stopping on signal");
+}
+
 #define MAX_TOPICS 64
 
 int eddy_cmd_broker(int argc, char **argv)
@@ -199,6 +409,7 @@ int eddy_cmd_broker(int argc, char **argv)
         {"bootstrap-file", required_argument, NULL, 'f'},
         {"topology", required_argument, NULL, 'T'},
         {"application-id", required_argument, NULL, 'a'},
+        {"control", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -209,6 +420,7 @@ int eddy_cmd_broker(int argc, char **argv)
     const char *topology_files[8];
     int n_topologies = 0;
     const char *app_id = NULL;
+    bool control = false;
     char errstr[512];
 
     opterr = 0;
@@ -240,6 +452,9 @@ int eddy_cmd_broker(int argc, char **argv)
             break;
         case 'a':
             app_id = optarg;
+            break;
+        case 'c':
+            control = true;
             break;
         case 'h':
             fputs(broker_help, stdout);
@@ -349,10 +564,14 @@ int eddy_cmd_broker(int argc, char **argv)
     fputs(line, stdout);
     fflush(stdout);
 
-    /* Poll the flag rather than pause(): the signal may land on a mock-cluster thread. */
-    while (!eddy_cli_stop)
-        eddy_sleep_ns(100 * 1000000, NULL);
-    eddy_log_info("stopping on signal");
+    if (control) {
+        control_loop(broker);
+    } else {
+        /* Poll the flag rather than pause(): the signal may land on a mock-cluster thread. */
+        while (!eddy_cli_stop)
+            eddy_sleep_ns(100 * 1000000, NULL);
+        eddy_log_info("stopping on signal");
+    }
 
 out:
     eddy_broker_destroy(broker);

@@ -4,6 +4,8 @@
 #   * usage errors exit 2 with exactly one line on stderr;
 #   * `eddy broker` prints exactly one bootstrap.servers line on stdout, says what
 #     it is on stderr, writes --bootstrap-file and removes it on SIGTERM (exit 0);
+#   * `eddy broker --control` answers each fault-injection command on stdin with one
+#     `ok` or `error: ...` line after the bootstrap line, and stops on quit or EOF;
 #   * `eddy gen` ends with one JSON summary line and exits 0 / 1 as documented.
 set -u
 eddy=${1:?usage: cli_contract.sh EDDY_BIN}
@@ -136,6 +138,26 @@ expect_exit 0 "gen into a topology's source" -- "$eddy" gen --bootstrap "$bs2" -
 kill -TERM "$broker_pid"
 wait "$broker_pid"
 broker_pid=""
+
+# eddy broker --control: one answer line per command, after the bootstrap line.
+grep -q -- "--control" <("$eddy" broker --help) && ok || bad "broker --help does not document --control"
+printf '%s\n' 'error Produce 2 NOT_LEADER_FOR_PARTITION' 'down 1' 'up 1' 'error Nope 1 X' \
+  'error EndTxn 3 51' 'down 9' 'quit' 'up 1' |
+  timeout 30 "$eddy" broker --control --brokers 3 >"$tmp/ctl.out" 2>"$tmp/ctl.err"
+rc=$?
+[[ $rc -eq 0 ]] && ok || bad "broker --control: exit $rc on quit ($(head -c 300 "$tmp/ctl.err"))"
+mapfile -t ctl <"$tmp/ctl.out"
+[[ ${#ctl[@]} -eq 8 && ${ctl[7]} == ok ]] && ok ||
+  bad "broker --control: ${#ctl[@]} stdout lines, want 8 (quit answered, nothing after it)"
+[[ ${ctl[0]:-} == bootstrap.servers=* ]] && ok || bad "broker --control: first line '${ctl[0]:-}'"
+[[ ${ctl[1]:-} == ok && ${ctl[2]:-} == ok && ${ctl[3]:-} == ok ]] && ok ||
+  bad "broker --control: error/down/up answered '${ctl[1]:-}' '${ctl[2]:-}' '${ctl[3]:-}'"
+[[ ${ctl[4]:-} == "error: "*Nope* ]] && ok || bad "broker --control: bad request answered '${ctl[4]:-}'"
+[[ ${ctl[5]:-} == ok ]] && ok || bad "broker --control: numeric error code answered '${ctl[5]:-}'"
+[[ ${ctl[6]:-} == "error: "* ]] && ok || bad "broker --control: bad broker id answered '${ctl[6]:-}'"
+timeout 30 "$eddy" broker --control </dev/null >"$tmp/ctl.out" 2>"$tmp/ctl.err"
+rc=$?
+[[ $rc -eq 0 && $(wc -l <"$tmp/ctl.out") -eq 1 ]] && ok || bad "broker --control: exit $rc on EOF"
 
 echo "cli_contract: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

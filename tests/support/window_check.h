@@ -8,7 +8,9 @@
  * counts exact; error rates and means to rounding (1e-12 absolute, 1e-9 relative);
  * percentiles within the sketch's 1% of the exact value's bounds; distinct counts
  * within the HyperLogLog's error. Nothing here calls cmocka: the caller decides
- * what a mismatch means. Single-threaded; mismatches are printed on stderr.
+ * what a mismatch means. Call from one thread (eddy_test_check_monitoring runs
+ * its four reference computations on threads of its own); mismatches are
+ * printed on stderr.
  */
 #ifndef EDDY_TEST_WINDOW_CHECK_H
 #define EDDY_TEST_WINDOW_CHECK_H
