@@ -1,8 +1,10 @@
 /*
  * restore.c — the restorer (see restore.h).
  *
- * The assignment of the restore consumer is rebuilt whole from the restoring
- * tasks on every change (few partitions, rare changes). A store is done when a
+ * The restore consumer's assignment changes incrementally: a task's changelog
+ * partitions are added when it starts and each is removed when read to its end,
+ * so the others keep fetching where they are (reassigning everything restarted
+ * every fetch at each store's end). A store is done when a
  * record at or past its end offset minus one was read, or the consumer reports
  * the partition's end (on a real cluster the last offsets are transaction
  * markers, never delivered). Progress goes to the partition's metrics and to
@@ -89,22 +91,24 @@ int eddy_restorer_count(const eddy_restorer_t *r)
     return r->n;
 }
 
-/* Assigns the unfinished stores of every restoring task at their next offsets. */
-static void reassign(eddy_restorer_t *r)
+/* Adds (or removes) the changelog partitions of `rs`'s stores that are not done,
+ * or only `store` if it is >= 0, to the restore consumer's assignment. */
+static void change_assignment(eddy_restorer_t *r, int32_t p, const restoring_t *rs, int store,
+                              bool add)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
-        restoring_t *rs = &r->parts[p];
-        if (!rs->task)
-            continue;
-        for (size_t i = 0; i < eddy_task_store_count(rs->task); i++)
-            if (!rs->done[i])
-                rd_kafka_topic_partition_list_add(list, r->rt->changelog_topics[i], p)->offset =
-                    rs->next[i];
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < eddy_task_store_count(rs->task); i++)
+        if (store >= 0 ? (size_t)store == i : !rs->done[i])
+            rd_kafka_topic_partition_list_add(list, r->rt->changelog_topics[i], p)->offset =
+                rs->next[i];
+    rd_kafka_error_t *error = list->cnt == 0 ? NULL
+                              : add          ? rd_kafka_incremental_assign(r->rk, list)
+                                             : rd_kafka_incremental_unassign(r->rk, list);
+    if (error) {
+        eddy_log_error("restore consumer: cannot %s changelog partitions of task %d: %s",
+                       add ? "assign" : "unassign", (int)p, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
     }
-    rd_kafka_resp_err_t err = rd_kafka_assign(r->rk, list);
-    if (err)
-        eddy_log_error("restore consumer: cannot assign: %s", rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(list);
 }
 
@@ -164,7 +168,7 @@ eddy_err_t eddy_restorer_add(eddy_restorer_t *r, eddy_task_t *task, bool *done, 
     rs->task = task;
     r->n++;
     eddy_log_info("task %d: restoring %lld changelog records", (int)p, (long long)rs->total);
-    reassign(r);
+    change_assignment(r, p, rs, -1, true);
     return EDDY_OK;
 }
 
@@ -173,9 +177,9 @@ void eddy_restorer_remove(eddy_restorer_t *r, eddy_task_t *task)
     restoring_t *rs = &r->parts[eddy_task_partition(task)];
     if (rs->task != task)
         return;
+    change_assignment(r, eddy_task_partition(task), rs, -1, false);
     rs->task = NULL;
     r->n--;
-    reassign(r);
 }
 
 /* Index of the store whose changelog `topic` is, or -1. */
@@ -203,7 +207,6 @@ static void log_progress(eddy_restorer_t *r)
 void eddy_restorer_step(eddy_restorer_t *r, int budget_ms, eddy_restored_fn *done, void *opaque)
 {
     int64_t deadline = eddy_mono_ns() + (int64_t)budget_ms * 1000000;
-    bool changed = false;
     while (r->n > 0 && eddy_mono_ns() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(r->rk, 5);
         if (!msg)
@@ -231,8 +234,8 @@ void eddy_restorer_step(eddy_restorer_t *r, int budget_ms, eddy_restored_fn *don
         if (!at_end)
             continue;
         rs->done[store] = true;
+        change_assignment(r, p, rs, store, false);
         eddy_task_restore_store_done(rs->task, (size_t)store);
-        changed = true;
         if (eddy_task_restore_complete(rs->task)) {
             eddy_task_t *task = rs->task;
             atomic_store(&r->rt->metrics.parts[p].restore_read, rs->total);
@@ -246,10 +249,6 @@ void eddy_restorer_step(eddy_restorer_t *r, int budget_ms, eddy_restored_fn *don
         if (r->parts[p].task)
             atomic_store_explicit(&r->rt->metrics.parts[p].restore_read, r->parts[p].read,
                                   memory_order_relaxed);
-    if (changed && r->n > 0)
-        reassign(r);
-    else if (changed)
-        rd_kafka_assign(r->rk, NULL);
     if (r->n > 0 && eddy_mono_ns() - r->last_progress_ns >= PROGRESS_NS) {
         if (r->last_progress_ns)
             log_progress(r);

@@ -426,8 +426,11 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
                       bool cooperative)
 {
     /* The leaving tasks' work is committed before they go, so the next owner
-     * (here or elsewhere) resumes exactly where they stopped. */
-    if (commit_tasks(st, false))
+     * (here or elsewhere) resumes exactly where they stopped. Not when the
+     * assignment was lost: the group gave the partitions away already and their
+     * new owner may be writing; what was not committed is redone there. */
+    bool lost = rd_kafka_assignment_lost(st->rk);
+    if (!lost && commit_tasks(st, false))
         eddy_log_error("could not commit revoked tasks; they will resume from the last "
                        "successful commit");
     for (int i = 0; i < parts->cnt; i++) {
@@ -440,7 +443,7 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
         }
     }
     eddy_metrics_rebalance(&st->rt->metrics);
-    log_partitions(st, rd_kafka_assignment_lost(st->rk) ? "lost" : "revoked", parts);
+    log_partitions(st, lost ? "lost" : "revoked", parts);
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(st->rk, parts);
         if (error)

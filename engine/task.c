@@ -631,12 +631,13 @@ bool eddy_task_restore_complete(const eddy_task_t *task)
 
 eddy_err_t eddy_task_restore_finish(eddy_task_t *task, char *errstr, size_t errstr_size)
 {
-    int64_t dropped = 0, bad = 0;
+    int64_t dropped = 0, bad = 0, zombie = 0;
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
         dropped += eddy_changelog_replay_dropped(ts->replay) +
                    (int64_t)eddy_changelog_replay_pending(ts->replay);
         bad += eddy_changelog_replay_bad(ts->replay);
+        zombie += eddy_changelog_replay_zombie(ts->replay);
         if (ts->truncated && !eddy_changelog_replay_snapshot_seen(ts->replay))
             eddy_log_error("task %d: the changelog of store %s lost records to retention and "
                            "holds no whole snapshot after them: windows it had then may be "
@@ -657,8 +658,9 @@ eddy_err_t eddy_task_restore_finish(eddy_task_t *task, char *errstr, size_t errs
     publish(task);
     double ms = (double)(eddy_mono_ns() - task->restore_started_ns) / 1e6;
     eddy_log_info("task %d: restored %lld changelog records in %.0f ms (%lld of unfinished "
-                  "commits dropped%s); resuming at input offset %lld",
+                  "commits dropped, %lld written by a writer already replaced%s); resuming at "
+                  "input offset %lld",
                   task->partition, (long long)task->restored_records, ms, (long long)dropped,
-                  bad ? ", some undecodable" : "", (long long)task->next_offset);
+                  (long long)zombie, bad ? ", some undecodable" : "", (long long)task->next_offset);
     return EDDY_OK;
 }

@@ -118,7 +118,11 @@ struct eddy_changelog_replay_s {
     size_t arena_len, arena_cap;      /* used, allocated */
     held_t *held;                     /* the held records, in log order */
     size_t n_held, cap_held;          /* used, allocated */
-    uint64_t incarnation;             /* incarnation of the held records */
+    uint64_t incarnation;             /* the current writer's incarnation */
+    bool has_writer;                  /* incarnation is set */
+    uint64_t *retired;                /* incarnations that another one followed */
+    size_t n_retired, cap_retired;    /* used, allocated */
+    int64_t zombie;                   /* records of retired incarnations, ignored */
     int64_t dropped;                  /* records of abandoned commits */
     int64_t bad;                      /* undecodable records */
     bool snapshot_seen;               /* a whole snapshot commit was applied */
@@ -142,6 +146,7 @@ void eddy_changelog_replay_destroy(eddy_changelog_replay_t *r)
         return;
     free(r->arena);
     free(r->held);
+    free(r->retired);
     free(r);
 }
 
@@ -190,11 +195,34 @@ void eddy_changelog_replay_feed(eddy_changelog_replay_t *r, int64_t offset, cons
         r->bad++;
         return;
     }
-    /* Another incarnation writing means the held commit's writer is gone: it
-     * never finished, so its records must not count. */
-    if (r->n_held && rec.incarnation != r->incarnation)
-        drop_held(r);
-    r->incarnation = rec.incarnation;
+    if (!r->has_writer || rec.incarnation != r->incarnation) {
+        /* A writer that another one followed is gone for good: what it writes
+         * after that (a zombie that had lost the partition without noticing) is
+         * ignored, so the log is one history of writers taking over from each
+         * other. Each task start and rollback draws a new incarnation, so a live
+         * writer never reappears after another one. */
+        for (size_t i = 0; i < r->n_retired; i++)
+            if (r->retired[i] == rec.incarnation) {
+                r->zombie++;
+                return;
+            }
+        if (r->has_writer) {
+            /* The held commit's writer is gone: it never finished. */
+            drop_held(r);
+            if (r->n_retired == r->cap_retired) {
+                size_t cap = r->cap_retired ? r->cap_retired * 2 : 16;
+                uint64_t *ids = realloc(r->retired, cap * sizeof(*ids));
+                if (ids) {
+                    r->retired = ids;
+                    r->cap_retired = cap;
+                }
+            }
+            if (r->n_retired < r->cap_retired)
+                r->retired[r->n_retired++] = r->incarnation;
+        }
+        r->incarnation = rec.incarnation;
+        r->has_writer = true;
+    }
     if (!rec.marker) {
         if (!hold(r, key, key_len, value, value_len))
             r->bad++; /* out of memory: counted, never applied half */
@@ -239,4 +267,9 @@ int64_t eddy_changelog_replay_bad(const eddy_changelog_replay_t *r)
 bool eddy_changelog_replay_snapshot_seen(const eddy_changelog_replay_t *r)
 {
     return r->snapshot_seen;
+}
+
+int64_t eddy_changelog_replay_zombie(const eddy_changelog_replay_t *r)
+{
+    return r->zombie;
 }

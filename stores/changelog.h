@@ -9,7 +9,11 @@
  * only once a marker of the same incarnation with a sequence at or past the
  * record's has been read after it, so the records of a commit that never
  * finished (a crash, an abort the embedded broker shows anyway) are never
- * applied. Marker keys are per incarnation, so log compaction keeps the last
+ * applied. Once a record of another incarnation appears, the earlier writer is
+ * retired: anything it writes later (a zombie that lost its partition without
+ * noticing; the embedded broker fences nobody) is ignored, so the log reads as
+ * one history of writers taking over from each other. Marker keys are per
+ * incarnation, so log compaction keeps the last
  * marker of every incarnation and the rule still holds on a compacted topic.
  * A *snapshot* commit also rewrites every live window of its (store, task), so
  * a changelog whose start retention deleted (the embedded broker keeps 5 MiB per
@@ -99,6 +103,10 @@ size_t eddy_changelog_replay_pending(const eddy_changelog_replay_t *r);
  *  end of a restore count once eddy_changelog_replay_destroy would drop them:
  *  add eddy_changelog_replay_pending). */
 int64_t eddy_changelog_replay_dropped(const eddy_changelog_replay_t *r);
+
+/** Records ignored because their incarnation had been followed by another one
+ *  (a writer that kept writing after losing its partition). */
+int64_t eddy_changelog_replay_zombie(const eddy_changelog_replay_t *r);
 
 /** Records that could not be decoded. */
 int64_t eddy_changelog_replay_bad(const eddy_changelog_replay_t *r);

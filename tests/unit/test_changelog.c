@@ -6,7 +6,8 @@
  * whose writer was followed by another incarnation (a crash or an abort), keeps
  * a trailing unfinished commit pending (never applied), and still applies
  * everything on a compacted log that kept only an incarnation's last marker; a
- * snapshot counts as whole only if every one of its records was read.
+ * snapshot counts as whole only if every one of its records was read; a writer
+ * that another incarnation followed is ignored from then on.
  */
 #include "test_support.h"
 
@@ -245,6 +246,32 @@ static void test_snapshots(void **state)
     eddy_changelog_replay_destroy(r);
 }
 
+/* Incarnation 1 loses its partition without noticing and keeps writing after
+ * incarnation 2 took over: those writes are ignored, whole commits included. */
+static void test_zombie_writes_are_ignored(void **state)
+{
+    (void)state;
+    log_t log = {0};
+    add_data(&log, 1, 1, 0, "a", "a1");
+    add_marker(&log, 1, 1, 10);
+    add_data(&log, 2, 1, 0, "a", "a2");
+    add_marker(&log, 2, 1, 20);
+    add_data(&log, 1, 2, 0, "a", "zombie");
+    add_marker(&log, 1, 2, 99);
+    add_data(&log, 2, 2, 0, "b", "b2");
+    add_marker(&log, 2, 2, 30);
+    applied_t a;
+    eddy_changelog_replay_t *r = replay(&log, &a);
+    assert_int_equal(a.n, 3);
+    assert_string_equal(a.states[0], "a1");
+    assert_string_equal(a.states[1], "a2");
+    assert_string_equal(a.states[2], "b2");
+    assert_int_equal(a.last_input, 30);
+    assert_int_equal(a.markers, 3);
+    assert_int_equal(eddy_changelog_replay_zombie(r), 2);
+    eddy_changelog_replay_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_compacted_log),
         cmocka_unit_test(test_bad_records_are_skipped),
         cmocka_unit_test(test_snapshots),
+        cmocka_unit_test(test_zombie_writes_are_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
