@@ -38,6 +38,7 @@ typedef struct eddy_partition_stats_s {
     atomic_llong processed;             /* records processed since the task started */
     atomic_llong late;                  /* (record, window) updates dropped: window closed */
     atomic_llong undecodable;           /* records that could not be decoded */
+    atomic_llong input_lost;            /* input records retention deleted unprocessed */
     atomic_llong next_offset;           /* next input offset to process (-1 unknown) */
     atomic_llong committed_offset;      /* next offset as of the last commit */
     atomic_llong stream_time;           /* largest event time seen (ms) */

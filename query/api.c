@@ -130,7 +130,7 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
     eddy_api_t *api = opaque;
     eddy_runtime_t *rt = api->rt;
     json_t *parts = json_array();
-    int64_t processed = 0, late = 0, undecodable = 0, committed = 0;
+    int64_t processed = 0, late = 0, undecodable = 0, committed = 0, lost = 0;
     int owned = 0;
     for (int p = 0; p < rt->source_partitions; p++) {
         eddy_partition_stats_t *ps = &rt->metrics.parts[p];
@@ -139,6 +139,7 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
         processed += atomic_load(&ps->processed);
         late += atomic_load(&ps->late);
         undecodable += atomic_load(&ps->undecodable);
+        lost += atomic_load(&ps->input_lost);
         if (!owner)
             continue;
         owned++;
@@ -164,6 +165,7 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
         json_object_set_new(j, "processed", json_integer(atomic_load(&ps->processed)));
         json_object_set_new(j, "late", json_integer(atomic_load(&ps->late)));
         json_object_set_new(j, "undecodable", json_integer(atomic_load(&ps->undecodable)));
+        json_object_set_new(j, "input_lost", json_integer(atomic_load(&ps->input_lost)));
         json_array_append_new(parts, j);
     }
     json_t *totals = json_object();
@@ -171,6 +173,7 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
     json_object_set_new(totals, "committed_records", json_integer(committed));
     json_object_set_new(totals, "late", json_integer(late));
     json_object_set_new(totals, "undecodable", json_integer(undecodable));
+    json_object_set_new(totals, "input_lost", json_integer(lost));
     json_object_set_new(totals, "commits", json_integer(atomic_load(&rt->metrics.commits)));
     json_object_set_new(totals, "commit_seconds_total",
                         json_real((double)atomic_load(&rt->metrics.commit_ns_total) / 1e9));

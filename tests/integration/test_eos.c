@@ -14,7 +14,9 @@
  *      the producer recreated after a fatal error, and the result is exact;
  *   4. at_least_once after kill -9 and a wipe (see that test for what it promises);
  *   5. a missing changelog topic, or one with the wrong partition count, stops
- *      eddy at startup with a message that says what to create.
+ *      eddy at startup with a message that says what to create;
+ *   6. input that retention deleted before it was processed is counted
+ *      (input_lost) and logged, never skipped silently.
  */
 #include "eddy_proc.h"
 #include "reference.h"
@@ -373,6 +375,68 @@ static void test_changelog_topics_are_checked(void **state)
                                 "partitions, but the source topic has 12"));
 }
 
+/* The low watermark of `topic` [partition]. */
+static int64_t log_start(fixture_t *fx, const char *topic, int32_t partition)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap(fx), NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    int64_t lo = -1, hi = -1;
+    assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 10000), 0);
+    rd_kafka_destroy(rk);
+    return lo;
+}
+
+/* 6. The embedded broker keeps 5 MiB per partition: a processor that is stopped
+ *    while 200,000 more events arrive finds its position gone. */
+static void test_input_lost_to_retention_is_counted(void **state)
+{
+    fixture_t *fx = *state;
+    char errstr[256];
+    /* monitoring.json reads log-events; setup made it with 12 partitions, so a
+     * broker of this test's own has a one-partition one (5 MiB fill sooner). */
+    eddy_broker_t *broker = eddy_broker_new(1, errstr, sizeof(errstr));
+    assert_non_null(broker);
+    assert_int_equal(eddy_broker_create_topic(broker, "log-events", 1, errstr, sizeof(errstr)), 0);
+    assert_int_equal(eddy_test_create_changelogs(broker, "monitoring.json", "short", 1), 0);
+    const char *bs = eddy_broker_bootstraps(broker);
+    eddy_test_generate(bs, "log-events", EDDY_GEN_HTTP, 61, 10000, T0, 60);
+    int port = eddy_test_free_port();
+    truncate_log(fx);
+    eddy_test_run_t run = {.bootstrap = bs,
+                           .topology = "monitoring.json",
+                           .app = "short",
+                           .state_dir = fx->state_dir,
+                           .port = port,
+                           .log_path = fx->log};
+    pid_t pid = eddy_test_run_start(&run);
+    json_decref(eddy_test_wait_caught_up(port, 1, 10000, 60));
+    eddy_test_run_stop(pid, SIGTERM);
+
+    eddy_test_generate(bs, "log-events", EDDY_GEN_HTTP, 62, 200000, T0 + 60000, 600);
+    eddy_broker_t *saved = fx->broker;
+    fx->broker = broker;
+    int64_t lo = log_start(fx, "log-events", 0);
+    fx->broker = saved;
+    assert_true(lo > 10000); /* retention moved the log start past the position */
+
+    pid = eddy_test_run_start(&run);
+    json_t *h = eddy_test_wait_caught_up(port, 1, 210000, 60);
+    assert_int_equal(eddy_test_health_total(h, "input_lost"), lo - 10000);
+    json_decref(h);
+    eddy_test_run_stop(pid, SIGTERM);
+    FILE *f = fopen(fx->log, "r");
+    char line[2048];
+    bool said = false;
+    while (f && fgets(line, sizeof(line), f))
+        said = said || strstr(line, "were deleted by retention before they were processed");
+    if (f)
+        fclose(f);
+    assert_true(said);
+    eddy_broker_destroy(broker);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broker_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_least_once_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changelog_topics_are_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_input_lost_to_retention_is_counted, setup, teardown),
     };
     if (getenv("EDDY_TEST_FILTER")) /* e.g. EDDY_TEST_FILTER='*abandoned*' */
         cmocka_set_test_filter(getenv("EDDY_TEST_FILTER"));
