@@ -214,6 +214,45 @@ static void check_gap(eddy_stream_thread_t *st, int32_t p, int64_t next, int64_t
                    (int)p, (long long)lost);
 }
 
+/* Writes the claims of `n` tasks about to restore and waits until they are in
+ * the changelogs: the restore then reads up to them, and a predecessor that
+ * still writes (the embedded broker fences nobody) is ignored after them. A
+ * failure is logged; the tasks restore anyway (without the fence). */
+static void claim_tasks(eddy_stream_thread_t *st, eddy_task_t **tasks, int n)
+{
+    if (n == 0 || !st->producer || atomic_load(&st->stop))
+        return;
+    rd_kafka_error_t *error = NULL;
+    const char *step = "begin transaction";
+    if (st->eos && (error = rd_kafka_begin_transaction(st->producer)))
+        goto failed;
+    step = "produce";
+    for (int i = 0; i < n; i++)
+        if (eddy_task_claim(tasks[i], st->producer))
+            goto failed;
+    step = "commit";
+    if (st->eos)
+        error = rd_kafka_commit_transaction(st->producer, kafka_timeout(st));
+    else if (rd_kafka_flush(st->producer, kafka_timeout(st)))
+        goto failed;
+    if (!error) {
+        rd_kafka_poll(st->producer, 0);
+        return;
+    }
+failed:
+    eddy_log_warn("could not write the claims of %d restoring tasks (%s%s%s); they restore "
+                  "without fencing their predecessor",
+                  n, step, error ? ": " : "", error ? rd_kafka_error_string(error) : "");
+    if (error)
+        rd_kafka_error_destroy(error);
+    if (st->eos) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(st->producer, kafka_timeout(st));
+        if (e)
+            rd_kafka_error_destroy(e);
+    }
+    rd_kafka_poll(st->producer, 0);
+}
+
 /* --- commit ------------------------------------------------------------------------- */
 
 /* After a failed commit: abort what can be aborted, recreate the producer if it
@@ -258,6 +297,8 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
         atomic_fetch_add(&st->rt->metrics.producer_restarts, 1);
     }
     st->delivery_failures = 0;
+    eddy_task_t *rolled[EDDY_MAX_PARTITIONS];
+    int n_rolled = 0;
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
         eddy_task_t *task = st->tasks[p];
         if (!task)
@@ -273,8 +314,11 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
             fail(st);
             return;
         }
-        start_restore(st, task);
+        rolled[n_rolled++] = task;
     }
+    claim_tasks(st, rolled, n_rolled);
+    for (int i = 0; i < n_rolled; i++)
+        start_restore(st, rolled[i]);
 }
 
 /* Commits the running tasks (see the top of this file). Fails only when local
@@ -437,10 +481,27 @@ static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
         eddy_log_error("assign failed: %s", rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
     }
-    /* Each new task first catches up with its changelogs (what another instance,
-     * or this one before a crash, committed after the local state). */
+    /* Each new task claims its partitions, then catches up with its changelogs
+     * (what another instance, or this one before a crash, committed after the
+     * local state) up to its claim. */
+    claim_tasks(st, fresh, n_fresh);
     for (int i = 0; i < n_fresh; i++)
         start_restore(st, fresh[i]);
+}
+
+/* A lost task's local state may hold commits written after its successor's
+ * claim, which the changelog no longer counts: it goes, and a return restores
+ * from the changelog. */
+static void drop_local_state(eddy_stream_thread_t *st, int32_t p)
+{
+    char errstr[512];
+    eddy_statedb_batch_t *batch = eddy_statedb_batch_new();
+    if (!batch)
+        return;
+    eddy_statedb_batch_drop_task(batch, st->rt->db, p);
+    if (eddy_statedb_write(st->rt->db, batch, false, errstr, sizeof(errstr)))
+        eddy_log_error("task %d: %s", (int)p, errstr);
+    eddy_statedb_batch_destroy(batch);
 }
 
 static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t *parts,
@@ -456,6 +517,8 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
                        "successful commit");
     for (int i = 0; i < parts->cnt; i++) {
         int p = parts->elems[i].partition;
+        if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p] && lost)
+            drop_local_state(st, p);
         if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p]) {
             eddy_restorer_remove(st->restorer, st->tasks[p]);
             eddy_task_destroy(st->tasks[p]);

@@ -463,6 +463,23 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
     return task->flush_err;
 }
 
+eddy_err_t eddy_task_claim(eddy_task_t *task, rd_kafka_t *rk)
+{
+    for (size_t i = 0; i < task->n_stores; i++) {
+        uint8_t key[EDDY_CHANGELOG_MARKER_KEY], value[EDDY_CHANGELOG_MARKER_LEN];
+        eddy_changelog_rec_t m = {.incarnation = task->incarnation,
+                                  .input_offset = task->next_offset,
+                                  .stream_time = task->stream_time,
+                                  .flags = EDDY_CHANGELOG_CLAIM};
+        eddy_changelog_marker(key, value, &m);
+        eddy_err_t err = produce(rk, task->rt->changelog_topics[i], task->partition, key,
+                                 sizeof(key), value, sizeof(value), NULL);
+        if (err)
+            return err;
+    }
+    return EDDY_OK;
+}
+
 void eddy_task_marker_delivered(void *opaque, int64_t offset)
 {
     *(int64_t *)opaque = offset;
@@ -576,7 +593,14 @@ static eddy_err_t restore_write(eddy_task_t *task, char *errstr, size_t errstr_s
 static void restore_commit(const eddy_changelog_rec_t *marker, int64_t offset, void *opaque)
 {
     task_store_t *ts = opaque;
-    ts->pos = (eddy_changelog_pos_t){offset + 1, marker->input_offset, marker->stream_time};
+    if (marker->flags & EDDY_CHANGELOG_CLAIM) {
+        /* A takeover carries no state: only the changelog position moves. */
+        if (!ts->has_pos)
+            ts->pos = (eddy_changelog_pos_t){0, -1, INT64_MIN};
+        ts->pos.next_offset = offset + 1;
+    } else {
+        ts->pos = (eddy_changelog_pos_t){offset + 1, marker->input_offset, marker->stream_time};
+    }
     ts->has_pos = true;
     if (eddy_statedb_batch_count(ts->task->restore_batch) >= 20000) {
         char errstr[512];

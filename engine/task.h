@@ -49,6 +49,10 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg);
 eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_kafka_t *rk,
                            size_t *written);
 
+/** Produces the claim markers of the task's incarnation (one per store) with `rk`:
+ *  written before the task restores, they fence its predecessor (changelog.h). */
+eddy_err_t eddy_task_claim(eddy_task_t *task, rd_kafka_t *rk);
+
 /** Delivery report of a marker: `opaque` is the message's opaque. */
 void eddy_task_marker_delivered(void *opaque, int64_t offset);
 

@@ -12,7 +12,10 @@
  * applied. Once a record of another incarnation appears, the earlier writer is
  * retired: anything it writes later (a zombie that lost its partition without
  * noticing; the embedded broker fences nobody) is ignored, so the log reads as
- * one history of writers taking over from each other. Marker keys are per
+ * one history of writers taking over from each other. A writer starts with a
+ * *claim* (a marker without state) and restores up to it, so whatever its
+ * predecessor writes after the claim is ignored and everything before it is in
+ * the new writer's state: a fence on a broker that fences nobody. Marker keys are per
  * incarnation, so log compaction keeps the last
  * marker of every incarnation and the rule still holds on a compacted topic.
  * A *snapshot* commit also rewrites every live window of its (store, task), so
@@ -37,6 +40,7 @@
  * records u32, flags u8. */
 #define EDDY_CHANGELOG_MARKER_LEN 38
 #define EDDY_CHANGELOG_SNAPSHOT   1 /* marker flag: the commit holds every live window */
+#define EDDY_CHANGELOG_CLAIM      2 /* marker flag: a new writer takes over (no state) */
 
 /** A decoded changelog record; pointers point into the record given to decode. */
 typedef struct eddy_changelog_rec_s {

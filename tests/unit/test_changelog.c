@@ -272,6 +272,29 @@ static void test_zombie_writes_are_ignored(void **state)
     eddy_changelog_replay_destroy(r);
 }
 
+/* A new writer's claim fences its predecessor: what the predecessor commits
+ * after the claim is ignored, what it committed before stays. */
+static void test_claims_fence_the_predecessor(void **state)
+{
+    (void)state;
+    log_t log = {0};
+    add_data(&log, 1, 1, 0, "a", "a1");
+    add_marker(&log, 1, 1, 10);
+    add_marker_flagged(&log, 2, 0, -1, 0, EDDY_CHANGELOG_CLAIM);
+    add_data(&log, 1, 2, 0, "a", "after-claim");
+    add_marker(&log, 1, 2, 99);
+    add_data(&log, 2, 1, 0, "a", "a2");
+    add_marker(&log, 2, 1, 20);
+    applied_t a;
+    eddy_changelog_replay_t *r = replay(&log, &a);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.states[0], "a1");
+    assert_string_equal(a.states[1], "a2");
+    assert_int_equal(a.last_input, 20);
+    assert_int_equal(eddy_changelog_replay_zombie(r), 2);
+    eddy_changelog_replay_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_bad_records_are_skipped),
         cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_zombie_writes_are_ignored),
+        cmocka_unit_test(test_claims_fence_the_predecessor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
