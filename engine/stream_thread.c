@@ -167,12 +167,25 @@ static void on_restored(eddy_task_t *task, void *opaque)
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, st->rt->source_topic, p)->offset =
         next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
-    /* Records below the position would be skipped anyway; the seek saves reading them. */
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(st->rk, list, 2000);
-    if (error) {
-        eddy_log_warn("task %d: seek to %lld failed (%s); reading on from where the consumer is",
-                      (int)p, (long long)next, rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
+    /* Needed, not an optimisation: after a rollback the consumer is past the
+     * position, and records it skipped would never be processed. A seek that
+     * times out (librdkafka under load) is retried; one that keeps failing
+     * stops the thread rather than lose input. */
+    for (int attempt = 1;; attempt++) {
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(st->rk, list, 2000);
+        if (!error && !list->elems[0].err)
+            break;
+        eddy_log_warn("task %d: seek to %lld failed (%s)%s", (int)p, (long long)next,
+                      error ? rd_kafka_error_string(error) : rd_kafka_err2str(list->elems[0].err),
+                      attempt < 10 ? "; retrying" : "");
+        if (error)
+            rd_kafka_error_destroy(error);
+        if (attempt == 10 || atomic_load(&st->stop)) {
+            eddy_log_error("task %d: cannot position the input; stopping the thread", (int)p);
+            fail(st);
+            break;
+        }
+        list->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
     }
     rd_kafka_topic_partition_list_destroy(list);
     pause_partition(st, p, false);

@@ -180,7 +180,9 @@ static void test_kill_and_wipe(void **state)
     pid = start(fx, port, NULL);
     h = check_exact(fx, port);
     assert_true(eddy_test_health_total(h, "restored_records") > 1000);
-    assert_int_equal(eddy_test_health_total(h, "restores"), PARTITIONS);
+    /* Every task restored (twice if the two threads joined the group one after
+     * the other: the eager rebalance then hands the partitions out again). */
+    assert_true(eddy_test_health_total(h, "restores") >= PARTITIONS);
     json_decref(h);
     eddy_test_run_stop(pid, SIGTERM);
 }
