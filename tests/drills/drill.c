@@ -424,16 +424,6 @@ typedef struct tail_s {
 
 static tail_t tail = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static char *dup_bytes(const void *p, size_t len)
-{
-    char *s = malloc(len + 1);
-    if (!s)
-        abort();
-    memcpy(s, p, len);
-    s[len] = '\0';
-    return s;
-}
-
 static void *tail_main(void *arg)
 {
     (void)arg;
@@ -461,13 +451,7 @@ static void *tail_main(void *arg)
             if (!tp->recs)
                 abort();
         }
-        eddy_test_record_t *r = &tp->recs[tp->n++];
-        r->partition = msg->partition;
-        r->offset = msg->offset;
-        r->key = msg->key ? dup_bytes(msg->key, msg->key_len) : NULL;
-        r->key_len = msg->key_len;
-        r->value = dup_bytes(msg->payload, msg->len);
-        r->len = msg->len;
+        eddy_test_record_set(&tp->recs[tp->n++], msg);
         pthread_mutex_lock(&tail.lock);
         if (msg->offset > tp->next) {
             if (!tail.gaps)

@@ -16,7 +16,6 @@
  * exact, distinct users within the HyperLogLog's error.
  */
 #include "eddy_proc.h"
-#include "http_client.h"
 #include "reference.h"
 #include "test_support.h"
 #include "topic_reader.h"
@@ -79,24 +78,6 @@ static pid_t start_eddy(fixture_t *fx, const char *topology, const char *app, in
                            .state_dir = fx->state_dir,
                            .port = port};
     return eddy_test_run_start(&run);
-}
-
-/* `method` http://127.0.0.1:port/path; returns the parsed JSON body (NULL if the
- * server is not up yet or the body is not JSON). */
-static json_t *http_call(int port, const char *method, const char *path, int *status)
-{
-    eddy_test_http_conn_t *conn = eddy_test_http_connect("127.0.0.1", port);
-    if (!conn)
-        return NULL;
-    eddy_test_http_resp_t resp = {0};
-    json_t *body = NULL;
-    if (eddy_test_http_request(conn, method, path, NULL, NULL, 0, &resp) == 0) {
-        *status = resp.status;
-        body = json_loadb(resp.body, resp.body_len, 0, NULL);
-    }
-    eddy_test_http_resp_free(&resp);
-    eddy_test_http_close(conn);
-    return body;
 }
 
 /* --- comparison ------------------------------------------------------------------ */
@@ -296,7 +277,7 @@ static void check_errors(int port)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int status = 0;
-        json_t *body = http_call(port, cases[i].method, cases[i].path, &status);
+        json_t *body = eddy_test_call_json(port, cases[i].method, cases[i].path, &status);
         assert_int_equal(status, cases[i].status);
         json_t *err = json_object_get(body, "error");
         assert_int_equal(json_integer_value(json_object_get(err, "status")), cases[i].status);

@@ -91,12 +91,17 @@ void eddy_test_run_stop(pid_t pid, int sig)
 
 json_t *eddy_test_get_json(int port, const char *path, int *status)
 {
+    return eddy_test_call_json(port, "GET", path, status);
+}
+
+json_t *eddy_test_call_json(int port, const char *method, const char *path, int *status)
+{
     eddy_test_http_conn_t *conn = eddy_test_http_connect("127.0.0.1", port);
     if (!conn)
         return NULL;
     eddy_test_http_resp_t resp = {0};
     json_t *body = NULL;
-    if (eddy_test_http_request(conn, "GET", path, NULL, NULL, 0, &resp) == 0) {
+    if (eddy_test_http_request(conn, method, path, NULL, NULL, 0, &resp) == 0) {
         *status = resp.status;
         body = json_loadb(resp.body, resp.body_len, 0, NULL);
     }

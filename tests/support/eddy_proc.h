@@ -32,6 +32,10 @@ pid_t eddy_test_run_start(const eddy_test_run_t *run);
 /** Sends `sig` and waits; SIGTERM must end in exit status 0. */
 void eddy_test_run_stop(pid_t pid, int sig);
 
+/** `method` http://127.0.0.1:port/path, the answer as JSON (NULL if the server
+ *  is not up or the body is not JSON); *status gets the HTTP status. */
+json_t *eddy_test_call_json(int port, const char *method, const char *path, int *status);
+
 /** GET http://127.0.0.1:port/path as JSON (NULL if the server is not up or the
  *  body is not JSON); *status gets the HTTP status. */
 json_t *eddy_test_get_json(int port, const char *path, int *status);

@@ -64,6 +64,16 @@ static char *dup_bytes(const void *p, size_t len)
     return s;
 }
 
+void eddy_test_record_set(eddy_test_record_t *r, const rd_kafka_message_t *msg)
+{
+    r->partition = msg->partition;
+    r->offset = msg->offset;
+    r->key = msg->key ? dup_bytes(msg->key, msg->key_len) : NULL;
+    r->key_len = msg->key_len;
+    r->value = dup_bytes(msg->payload, msg->len);
+    r->len = msg->len;
+}
+
 int eddy_test_read_topic(const char *bootstrap, const char *topic, eddy_test_topic_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -138,13 +148,7 @@ int eddy_test_read_topic(const char *bootstrap, const char *topic, eddy_test_top
             goto fail;
         }
         if (msg->offset < high[msg->partition]) {
-            eddy_test_record_t *r = &out->recs[out->n++];
-            r->partition = msg->partition;
-            r->offset = msg->offset;
-            r->key = msg->key ? dup_bytes(msg->key, msg->key_len) : NULL;
-            r->key_len = msg->key_len;
-            r->value = dup_bytes(msg->payload, msg->len);
-            r->len = msg->len;
+            eddy_test_record_set(&out->recs[out->n++], msg);
             if (msg->offset == high[msg->partition] - 1)
                 pending--;
         }

@@ -32,6 +32,11 @@ int eddy_test_read_topic(const char *bootstrap, const char *topic, eddy_test_top
 
 void eddy_test_topic_free(eddy_test_topic_t *topic);
 
+/** Fills *rec with copies of msg's partition, offset, key and value (freed by
+ *  eddy_test_topic_free). `msg` is an rd_kafka_message_t. */
+struct rd_kafka_message_s;
+void eddy_test_record_set(eddy_test_record_t *rec, const struct rd_kafka_message_s *msg);
+
 /** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
 int32_t eddy_test_murmur2(const void *data, size_t len);
 
