@@ -731,7 +731,9 @@ static int start_instance(int i)
                            "--application-id",
                            APP_ID,
                            "-X",
-                           "consumer.session.timeout.ms=6000",
+                           "consumer.session.timeout.ms=3000",
+                           "-X",
+                           "consumer.heartbeat.interval.ms=500",
                            "-X",
                            "consumer.partition.assignment.strategy=roundrobin"};
     for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
