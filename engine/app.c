@@ -6,6 +6,7 @@
  */
 #include "engine/cli.h"
 #include "engine/config.h"
+#include "engine/instances.h"
 #include "engine/log.h"
 #include "engine/runtime.h"
 #include "engine/sink.h"
@@ -89,8 +90,63 @@ static eddy_err_t check_changelog(rd_kafka_t *rk, const eddy_config_t *cfg,
     return EDDY_OK;
 }
 
-/* Checks the source topic (and learns its partition count), every sink topic and
- * every changelog topic. */
+/* A topic eddy needs and may create: checked, and if missing created through the
+ * Admin API with `partitions` and `configs`; otherwise an error that says what to
+ * create (and `hint`, if any). *found gets its partition count (may be NULL). */
+static eddy_err_t ensure_topic(rd_kafka_t *rk, const eddy_config_t *cfg, const char *role,
+                               const char *topic, int partitions, const char *const (*configs)[2],
+                               size_t n_configs, const char *hint, int *found, char *errstr,
+                               size_t errstr_size)
+{
+    eddy_err_t err = eddy_topics_check(rk, cfg->bootstrap_servers, role, &topic, 1, found, NULL, 0);
+    if (err != EDDY_ERR_NOTFOUND)
+        return err ? eddy_topics_check(rk, cfg->bootstrap_servers, role, &topic, 1, found, errstr,
+                                       errstr_size)
+                   : EDDY_OK;
+    char why[512];
+    if (eddy_topics_create(rk, topic, partitions, configs, n_configs, why, sizeof(why)))
+        return eddy_errf(EDDY_ERR_NOTFOUND, errstr, errstr_size,
+                         "%s topic '%s' does not exist at %s and eddy could not create it (%s); "
+                         "create it with %d partition%s (embedded broker: eddy broker "
+                         "--topology %s --application-id %s)%s",
+                         role, topic, cfg->bootstrap_servers, why, partitions,
+                         partitions == 1 ? "" : "s", cfg->topology_path, cfg->application_id,
+                         hint ? hint : "");
+    eddy_log_info("created %s topic %s with %d partition%s", role, topic, partitions,
+                  partitions == 1 ? "" : "s");
+    if (found)
+        *found = partitions;
+    return EDDY_OK;
+}
+
+/* The dead-letter topic may have any partition count (a task writes to partition
+ * <its partition> % count); a missing one gets the source's, kept for 7 days. The
+ * instances topic (engine/instances.h) and the sinks changelog (engine/sink.h)
+ * have one partition and are compacted (one live record per instance or store). */
+static eddy_err_t check_internal_topics(rd_kafka_t *rk, eddy_runtime_t *rt, bool any_sink,
+                                        char *errstr, size_t errstr_size)
+{
+    const eddy_config_t *cfg = rt->cfg;
+    const char *const dlq_configs[][2] = {{"cleanup.policy", "delete"},
+                                          {"retention.ms", "604800000"}};
+    const char *const compact[][2] = {{"cleanup.policy", "compact"}};
+    char instances[300];
+    eddy_instances_topic(cfg->application_id, instances, sizeof(instances));
+    eddy_err_t err =
+        ensure_topic(rk, cfg, "dead-letter", rt->dlq_topic, rt->source_partitions, dlq_configs, 2,
+                     ", or name another one with errors.deadletterqueue.topic.name",
+                     &rt->dlq_partitions, errstr, errstr_size);
+    if (!err)
+        err = ensure_topic(rk, cfg, "instances", instances, 1, compact, 1, NULL, NULL, errstr,
+                           errstr_size);
+    if (!err && any_sink)
+        err = ensure_topic(rk, cfg, "sinks changelog", rt->sinks_topic, 1, compact, 1, NULL, NULL,
+                           errstr, errstr_size);
+    return err;
+}
+
+/* Checks the source topic (and learns its partition count), every sink topic,
+ * every changelog topic, the dead-letter topic and the instances topic. */
 static eddy_err_t check_topics(eddy_runtime_t *rt, char *errstr, size_t errstr_size)
 {
     const eddy_config_t *cfg = rt->cfg;
@@ -115,9 +171,11 @@ static eddy_err_t check_topics(eddy_runtime_t *rt, char *errstr, size_t errstr_s
         err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
                         "source topic '%s' has %d partitions; eddy handles at most %d", source,
                         rt->source_partitions, EDDY_MAX_PARTITIONS);
+    bool any_sink = false;
     for (size_t i = 0; !err && i < eddy_topology_store_count(topo); i++) {
         const eddy_store_def_t *store = eddy_topology_store(topo, i);
         const char *sink = store->sink_topic;
+        any_sink = any_sink || sink;
         if (sink)
             err = eddy_topics_check(rk, cfg->bootstrap_servers, "sink", &sink, 1, NULL, errstr,
                                     errstr_size);
@@ -125,6 +183,8 @@ static eddy_err_t check_topics(eddy_runtime_t *rt, char *errstr, size_t errstr_s
             err = check_changelog(rk, cfg, store, rt->changelog_topics[i], rt->source_partitions,
                                   errstr, errstr_size);
     }
+    if (!err)
+        err = check_internal_topics(rk, rt, any_sink, errstr, errstr_size);
     rd_kafka_destroy(rk);
     return err;
 }
@@ -244,11 +304,18 @@ int eddy_cmd_run(int argc, char **argv)
     for (size_t i = 0; i < eddy_topology_store_count(topo); i++)
         snprintf(rt->changelog_topics[i], sizeof(rt->changelog_topics[i]), "%s-%s-changelog",
                  cfg.application_id, eddy_topology_store(topo, i)->name);
+    snprintf(rt->sinks_topic, sizeof(rt->sinks_topic), "%s-sinks-changelog", cfg.application_id);
+    if (*cfg.dlq_topic)
+        snprintf(rt->dlq_topic, sizeof(rt->dlq_topic), "%s", cfg.dlq_topic);
+    else
+        snprintf(rt->dlq_topic, sizeof(rt->dlq_topic), "%s-dlq", cfg.application_id);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
         atomic_store(&rt->metrics.parts[p].next_offset, -1);
         atomic_store(&rt->metrics.parts[p].committed_offset, -1);
         atomic_store(&rt->metrics.parts[p].stream_time, INT64_MIN);
         atomic_store(&rt->metrics.parts[p].committed_stream_time, INT64_MIN);
+        atomic_store(&rt->metrics.parts[p].low_watermark, -1);
+        atomic_store(&rt->metrics.parts[p].high_watermark, -1);
     }
     eddy_config_log(&cfg);
 
@@ -278,13 +345,19 @@ int eddy_cmd_run(int argc, char **argv)
     }
 
     if (*cfg.application_server) {
+        /* Peers find this instance only if it serves queries. */
+        rt->instances = eddy_instances_start(rt, errstr, sizeof(errstr));
+        if (!rt->instances) {
+            eddy_log_error("%s", errstr);
+            goto out;
+        }
         api = eddy_api_start(rt, cfg.application_server, errstr, sizeof(errstr));
         if (!api) {
             eddy_log_error("%s", errstr);
             goto out;
         }
     }
-    sink = eddy_sink_new(rt, dir, errstr, sizeof(errstr));
+    sink = eddy_sink_new(rt, errstr, sizeof(errstr));
     if (!sink && *errstr) {
         eddy_log_error("%s", errstr);
         goto out;
@@ -328,6 +401,7 @@ stop:
 out:
     eddy_sink_destroy(sink);
     eddy_api_stop(api);
+    eddy_instances_stop(rt->instances); /* after the API: queries read its table */
     if (rt->db)
         eddy_statedb_close(rt->db);
     for (size_t i = 0; i < EDDY_TOPOLOGY_MAX_STORES; i++)

@@ -12,6 +12,7 @@
  */
 #include "engine/broker.h"
 #include "engine/cli.h"
+#include "engine/instances.h"
 #include "engine/log.h"
 #include "engine/util.h"
 #include "topology/topology_int.h"
@@ -174,7 +175,11 @@ static const char broker_help[] =
     "  --topology FILE          also create the topics a topology needs: its source\n"
     "                           and sink topics with --partitions partitions and, with\n"
     "                           --application-id, the changelog topics\n"
-    "                           <application.id>-<store>-changelog (repeatable)\n"
+    "                           <application.id>-<store>-changelog and the dead-letter\n"
+    "                           topic <application.id>-dlq, the one-partition\n"
+    "                           topic <application.id>-instances and, for a topology\n"
+    "                           with sinks, <application.id>-sinks-changelog\n"
+    "                           (repeatable)\n"
     "  --application-id ID      application.id for the changelog topic names\n"
     "  --bootstrap-file PATH    also write the bootstrap.servers line to PATH\n"
     "  --control                read fault-injection commands from stdin, one per\n"
@@ -482,7 +487,7 @@ int eddy_cmd_broker(int argc, char **argv)
         eddy_topology_t *topo = eddy_topology_load_file(topology_files[f], errstr, sizeof(errstr));
         if (!topo)
             return eddy_cli_usage_error("broker", "--topology %s", errstr);
-        size_t n_needed = eddy_topology_source_count(topo);
+        size_t n_needed = eddy_topology_source_count(topo) + 3 * (app_id != NULL);
         for (size_t i = 0; i < eddy_topology_store_count(topo); i++)
             n_needed += 1 + (app_id != NULL);
         if (n_topics + (int)n_needed > MAX_TOPICS) {
@@ -512,6 +517,20 @@ int eddy_cmd_broker(int argc, char **argv)
                 snprintf(names[n_topics], sizeof(names[0]), "%s-%s-changelog", app_id, store->name);
                 parts[n_topics++] = source_parts;
             }
+        }
+        if (app_id) { /* the dead-letter topic, eddy run's default name */
+            snprintf(names[n_topics], sizeof(names[0]), "%s-dlq", app_id);
+            parts[n_topics++] = source_parts;
+            /* where instances publish themselves (engine/instances.h) */
+            eddy_instances_topic(app_id, names[n_topics], sizeof(names[0]));
+            parts[n_topics++] = 1;
+        }
+        bool any_sink = false;
+        for (size_t i = 0; i < eddy_topology_store_count(topo); i++)
+            any_sink = any_sink || eddy_topology_store(topo, i)->sink_topic;
+        if (app_id && any_sink) { /* where sink emission stands (engine/sink.h) */
+            snprintf(names[n_topics], sizeof(names[0]), "%s-sinks-changelog", app_id);
+            parts[n_topics++] = 1;
         }
         eddy_topology_destroy(topo);
     }

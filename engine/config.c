@@ -43,6 +43,20 @@ static const key_def_t keys[] = {
     {"poll.ms", T_INT, OFF(poll_ms), 1, 10000, "longest wait in one poll, ms (1..10000)"},
     {"changelog.snapshot.bytes", T_INT, OFF(changelog_snapshot_bytes), 0, INT64_MAX / 4,
      "changelog bytes between two snapshots of a store's task, 0 = never"},
+    {"errors.deadletterqueue.topic.name", T_STR, OFF(dlq_topic), 0, 0,
+     "topic for records that cannot be decoded; empty = <application.id>-dlq"},
+    {"http.ws.interval.ms", T_INT, OFF(ws_interval_ms), 50, 3600000,
+     "milliseconds between WebSocket update checks (50..3600000)"},
+    {"http.ws.max.queue.bytes", T_INT, OFF(ws_max_queue_bytes), 4096, 1 << 30,
+     "bytes queued for one WebSocket client before it is dropped (4096..1073741824)"},
+    {"http.ws.allowed.origins", T_STR, OFF(ws_allowed_origins), 0, 0,
+     "comma-separated origins allowed on /ws besides the API's own host, or *"},
+    {"instances.heartbeat.ms", T_INT, OFF(instances_heartbeat_ms), 100, 600000,
+     "milliseconds between two records of this instance on <application.id>-instances"},
+    {"query.peer.timeout.ms", T_INT, OFF(peer_timeout_ms), 10, 600000,
+     "how long a query waits for a peer instance's partials, ms (10..600000)"},
+    {"http.static.dir", T_STR, OFF(http_static_dir), 0, 0,
+     "directory of the dashboard's files served at /; empty = the built ui/dist, off = none"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -57,6 +71,13 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
     cfg->poll_ms = 100;
     cfg->changelog_snapshot_bytes = 4 << 20;
+    cfg->dlq_topic = strdup("");
+    cfg->ws_interval_ms = 1000;
+    cfg->ws_max_queue_bytes = 1 << 20;
+    cfg->ws_allowed_origins = strdup("");
+    cfg->instances_heartbeat_ms = 2000;
+    cfg->peer_timeout_ms = 500;
+    cfg->http_static_dir = strdup("");
 }
 
 void eddy_config_free(eddy_config_t *cfg)

@@ -39,6 +39,13 @@ typedef struct eddy_config_s {
     eddy_guarantee_t guarantee;       /* processing.guarantee */
     int64_t poll_ms;                  /* poll.ms: longest wait for records in one poll */
     int64_t changelog_snapshot_bytes; /* changelog.snapshot.bytes: see docs/stores.md */
+    char *dlq_topic;                  /* errors.deadletterqueue.topic.name ("" = <app>-dlq) */
+    int64_t ws_interval_ms;           /* http.ws.interval.ms: WebSocket update checks */
+    int64_t ws_max_queue_bytes;       /* http.ws.max.queue.bytes: per-client send queue */
+    char *ws_allowed_origins;         /* http.ws.allowed.origins: "" = same host only */
+    int64_t instances_heartbeat_ms;   /* instances.heartbeat.ms: see docs/running.md */
+    int64_t peer_timeout_ms;          /* query.peer.timeout.ms: wait for a peer's partials */
+    char *http_static_dir;            /* http.static.dir: dashboard files; "" = built ui/dist */
     eddy_kv_t consumer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every consumer */
     int n_consumer_props;                            /* entries used */
     eddy_kv_t producer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every producer */

@@ -43,6 +43,11 @@ typedef struct eddy_partition_stats_s {
     atomic_llong committed_offset;      /* next offset as of the last commit */
     atomic_llong stream_time;           /* largest event time seen (ms) */
     atomic_llong committed_stream_time; /* stream time as of the last commit */
+    atomic_llong low_watermark;         /* input log start offset at the last commit (-1 unknown) */
+    atomic_llong high_watermark;        /* input end offset (LSO with read_committed) at the
+                                           last commit, from the consumer's fetches (-1 unknown) */
+    atomic_llong cache_hits;            /* record cache lookups that hit, as of the last commit */
+    atomic_llong cache_misses;          /* ... that missed (RocksDB read or new window) */
 } eddy_partition_stats_t;
 
 typedef struct eddy_metrics_s {
@@ -72,7 +77,11 @@ typedef struct eddy_runtime_s {
     const char *source_topic;                             /* the topology's source topic */
     char changelog_topics[EDDY_TOPOLOGY_MAX_STORES][256]; /* per store: <app>-<store>-changelog */
     int source_partitions;                                /* its partition count */
-    eddy_metrics_t metrics;                               /* counters, see above */
+    char dlq_topic[256];                /* errors.deadletterqueue.topic.name, resolved */
+    char sinks_topic[256];              /* <app>-sinks-changelog: where sink emission stands */
+    int dlq_partitions;                 /* its partition count (a task writes to its own % count) */
+    eddy_metrics_t metrics;             /* counters, see above */
+    struct eddy_instances_s *instances; /* peers (engine/instances.h); NULL: not published */
 } eddy_runtime_t;
 
 /** Sets up the metrics (all zero); EDDY_ERR_NOMEM if out of memory. */

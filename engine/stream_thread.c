@@ -42,23 +42,26 @@
 #define RESTORE_SLICE_MS 20    /* changelog reading between two polls */
 
 struct eddy_stream_thread_s {
-    eddy_runtime_t *rt;                      /* shared, read-only context */
-    int index;                               /* 0-based thread number */
-    char name[64];                           /* "<app>-StreamThread-N" */
-    char txn_id[300];                        /* transactional.id (exactly_once_v2) */
-    pthread_t thread;                        /* the pthread running thread_main */
-    rd_kafka_t *rk;                          /* this thread's consumer */
-    rd_kafka_t *producer;                    /* changelog producer; transactional with EOS */
-    bool eos;                                /* processing.guarantee=exactly_once_v2 */
-    eddy_restorer_t *restorer;               /* restores tasks from changelogs */
-    eddy_task_t *tasks[EDDY_MAX_PARTITIONS]; /* by partition; NULL when not owned */
-    int n_tasks;                             /* non-NULL entries in tasks */
-    eddy_statedb_batch_t *batch;             /* reused for every commit */
-    int64_t delivery_failures;               /* failed deliveries since the last commit */
-    atomic_int stop;                         /* set by signal_stop */
-    atomic_bool failed;                      /* ended on a fatal error */
-    int64_t last_commit_ns;                  /* monotonic time of the last commit */
-    int64_t last_group_commit_ns;            /* ... and of the last one sent to the group */
+    eddy_runtime_t *rt;                          /* shared, read-only context */
+    int index;                                   /* 0-based thread number */
+    char name[64];                               /* "<app>-StreamThread-N" */
+    char txn_id[300];                            /* transactional.id (exactly_once_v2) */
+    pthread_t thread;                            /* the pthread running thread_main */
+    rd_kafka_t *rk;                              /* this thread's consumer */
+    rd_kafka_t *producer;                        /* changelog producer; transactional with EOS */
+    bool eos;                                    /* processing.guarantee=exactly_once_v2 */
+    eddy_restorer_t *restorer;                   /* restores tasks from changelogs */
+    eddy_task_t *tasks[EDDY_MAX_PARTITIONS];     /* by partition; NULL when not owned */
+    bool seek_pending[EDDY_MAX_PARTITIONS];      /* restored, but its input is not positioned
+                                                    yet: paused, its records ignored */
+    unsigned seek_failures[EDDY_MAX_PARTITIONS]; /* in a row, for the log */
+    int n_tasks;                                 /* non-NULL entries in tasks */
+    eddy_statedb_batch_t *batch;                 /* reused for every commit */
+    int64_t delivery_failures;                   /* failed deliveries since the last commit */
+    atomic_int stop;                             /* set by signal_stop */
+    atomic_bool failed;                          /* ended on a fatal error */
+    int64_t last_commit_ns;                      /* monotonic time of the last commit */
+    int64_t last_group_commit_ns;                /* ... and of the last one sent to the group */
 };
 
 /* How long one Kafka call of a commit may take: shorter once stopping, when a
@@ -81,7 +84,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     eddy_stream_thread_t *st = opaque;
     if (msg->err) {
         if (st->delivery_failures++ == 0)
-            eddy_log_warn("changelog delivery to %s [%d] failed: %s", rd_kafka_topic_name(msg->rkt),
+            eddy_log_warn("delivery to %s [%d] failed: %s", rd_kafka_topic_name(msg->rkt),
                           (int)msg->partition, rd_kafka_err2str(msg->err));
         return;
     }
@@ -151,6 +154,35 @@ static void pause_partition(eddy_stream_thread_t *st, int32_t p, bool pause)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* Positions a restored task's input at its next offset, then resumes it. Needed,
+ * not an optimisation: after a rollback the consumer is past the position, and
+ * records it skipped would never be processed. A seek that fails (librdkafka
+ * under load times out) leaves the partition paused and seek_pending set; the
+ * thread's loop tries again, and ignores the partition's records meanwhile. */
+static bool seek_input(eddy_stream_thread_t *st, int32_t p, int timeout_ms)
+{
+    int64_t next = eddy_task_next_offset(st->tasks[p]);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, st->rt->source_topic, p)->offset =
+        next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(st->rk, list, timeout_ms);
+    bool ok = !error && !list->elems[0].err;
+    if (!ok && st->seek_failures[p]++ % 10 == 0)
+        eddy_log_warn("task %d: seek to %lld failed (%s); the partition stays paused and the "
+                      "seek is retried",
+                      (int)p, (long long)next,
+                      error ? rd_kafka_error_string(error) : rd_kafka_err2str(list->elems[0].err));
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (ok) {
+        st->seek_pending[p] = false;
+        st->seek_failures[p] = 0;
+        pause_partition(st, p, false);
+    }
+    return ok;
+}
+
 /* A restored task processes again: from its restored position on. */
 static void on_restored(eddy_task_t *task, void *opaque)
 {
@@ -163,32 +195,8 @@ static void on_restored(eddy_task_t *task, void *opaque)
     }
     atomic_fetch_add(&st->rt->metrics.restores, 1);
     int32_t p = eddy_task_partition(task);
-    int64_t next = eddy_task_next_offset(task);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, st->rt->source_topic, p)->offset =
-        next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
-    /* Needed, not an optimisation: after a rollback the consumer is past the
-     * position, and records it skipped would never be processed. A seek that
-     * times out (librdkafka under load) is retried; one that keeps failing
-     * stops the thread rather than lose input. */
-    for (int attempt = 1;; attempt++) {
-        rd_kafka_error_t *error = rd_kafka_seek_partitions(st->rk, list, 2000);
-        if (!error && !list->elems[0].err)
-            break;
-        eddy_log_warn("task %d: seek to %lld failed (%s)%s", (int)p, (long long)next,
-                      error ? rd_kafka_error_string(error) : rd_kafka_err2str(list->elems[0].err),
-                      attempt < 10 ? "; retrying" : "");
-        if (error)
-            rd_kafka_error_destroy(error);
-        if (attempt == 10 || atomic_load(&st->stop)) {
-            eddy_log_error("task %d: cannot position the input; stopping the thread", (int)p);
-            fail(st);
-            break;
-        }
-        list->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-    pause_partition(st, p, false);
+    st->seek_pending[p] = true;
+    seek_input(st, p, 2000);
 }
 
 /* Hands a RESTORING task to the restorer, its input paused until it is done. */
@@ -425,6 +433,15 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
         if (!task || eddy_task_state(task) != EDDY_TASK_RUNNING)
             continue;
         eddy_task_committed(task);
+        /* For the lag in /metrics: librdkafka's cached watermarks from the
+         * last fetch response, no request to the broker. */
+        int64_t lo = -1, hi = -1;
+        if (!rd_kafka_get_watermark_offsets(st->rk, st->rt->source_topic, p, &lo, &hi) && hi >= 0) {
+            atomic_store_explicit(&st->rt->metrics.parts[p].low_watermark, lo < 0 ? -1 : lo,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&st->rt->metrics.parts[p].high_watermark, hi,
+                                  memory_order_relaxed);
+        }
         int64_t next = eddy_task_next_offset(task);
         if (next >= 0)
             rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset = next;
@@ -536,6 +553,7 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
             eddy_restorer_remove(st->restorer, st->tasks[p]);
             eddy_task_destroy(st->tasks[p]);
             st->tasks[p] = NULL;
+            st->seek_pending[p] = false;
             st->n_tasks--;
         }
     }
@@ -628,6 +646,10 @@ static void *thread_main(void *arg)
          * the poll that follows cannot return a record fetched before that. While
          * restoring, the thread alternates slices of restore and of input for
          * its running tasks. */
+        for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
+            if (st->seek_pending[p] && st->tasks[p] &&
+                eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING)
+                seek_input(st, p, 500);
         bool restoring = eddy_restorer_count(st->restorer) > 0;
         if (restoring)
             eddy_restorer_step(st->restorer, RESTORE_SLICE_MS, on_restored, st);
@@ -640,7 +662,7 @@ static void *thread_main(void *arg)
                 int p = msg->partition;
                 /* A restoring task's input is paused; what was fetched before the
                  * pause is read again after the restore. */
-                if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p] &&
+                if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p] && !st->seek_pending[p] &&
                     eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING) {
                     int64_t next = eddy_task_next_offset(st->tasks[p]);
                     if (msg->offset > (next > 0 ? next : 0) + 1)
@@ -668,6 +690,7 @@ static void *thread_main(void *arg)
             eddy_restorer_remove(st->restorer, st->tasks[p]);
             eddy_task_destroy(st->tasks[p]);
             st->tasks[p] = NULL;
+            st->seek_pending[p] = false;
         }
     eddy_log_info("stopped");
     return NULL;

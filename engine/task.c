@@ -7,6 +7,13 @@
  * (counted as late); otherwise the (window, key) state in the record cache is
  * updated, loaded from RocksDB on first touch. DESIGN.md §2 is the contract; the
  * reference implementation in tests/support/reference.c restates it.
+ *
+ * A record that cannot be decoded (or whose group key is too long) changes no
+ * store: it is copied into the task's dead letters and produced, with the reason
+ * and its source position in headers, to the dead-letter topic by the next flush,
+ * inside the same transaction as the changelog records and the input offsets. So
+ * it reaches the dead-letter topic exactly once with exactly_once_v2; a rollback
+ * drops the copies along with the rest, and the input is read again.
  */
 #include "engine/task.h"
 #include "engine/decode.h"
@@ -72,7 +79,23 @@ struct eddy_task_s {
     eddy_statedb_batch_t *restore_batch;           /* restored records not yet written */
     int64_t restored_records;                      /* changelog records applied by the restore */
     int64_t restore_started_ns;                    /* when the restore began */
+    uint64_t cache_hits, cache_misses;             /* of caches dropped by rollbacks */
+    char *keys;                                    /* the current event's group key per
+                                                      store, MAX_KEY bytes each */
+    struct dead_letter_s *dl;                      /* dead letters of the open commit */
+    size_t n_dl, dl_cap;                           /* used, allocated */
+    char *dl_bytes;                                /* their keys and values */
+    size_t dl_used, dl_bytes_cap;                  /* used, allocated */
 };
+
+/* A record bound for the dead-letter topic: its key and value are in dl_bytes. */
+typedef struct dead_letter_s {
+    int64_t offset, timestamp; /* source position and record timestamp (-1: none) */
+    const char *reason;        /* static text from the decoder */
+    int field;                 /* the topology field at fault, or -1 */
+    size_t key_off, value_off; /* into dl_bytes */
+    size_t key_len, value_len; /* key_len SIZE_MAX: the record had no key */
+} dead_letter_t;
 
 static void free_agg(void *state, void *opaque)
 {
@@ -130,6 +153,16 @@ static void publish(eddy_task_t *task)
     atomic_store_explicit(&st->committed_offset, task->committed_offset, memory_order_relaxed);
     atomic_store_explicit(&st->committed_stream_time, task->committed_stream_time,
                           memory_order_relaxed);
+    uint64_t hits = task->cache_hits, misses = task->cache_misses;
+    for (size_t i = 0; i < task->n_stores; i++) {
+        uint64_t h = 0, m = 0;
+        if (task->stores[i].cache)
+            eddy_cache_hit_stats(task->stores[i].cache, &h, &m);
+        hits += h;
+        misses += m;
+    }
+    atomic_store_explicit(&st->cache_hits, (long long)hits, memory_order_relaxed);
+    atomic_store_explicit(&st->cache_misses, (long long)misses, memory_order_relaxed);
 }
 
 eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_index, char *errstr,
@@ -164,8 +197,9 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     }
     task->buf_cap = 4096;
     task->buf = malloc(task->buf_cap);
+    task->keys = malloc((task->n_stores ? task->n_stores : 1) * MAX_KEY);
     task->restore_batch = eddy_statedb_batch_new();
-    if (!task->buf || !task->restore_batch ||
+    if (!task->buf || !task->keys || !task->restore_batch ||
         load_positions(task, errstr, errstr_size) != EDDY_OK) {
         eddy_task_destroy(task);
         return NULL;
@@ -189,6 +223,9 @@ void eddy_task_destroy(eddy_task_t *task)
     atomic_store(&task->stats->owner, 0);
     eddy_statedb_batch_destroy(task->restore_batch);
     free(task->buf);
+    free(task->keys);
+    free(task->dl);
+    free(task->dl_bytes);
     free(task);
 }
 
@@ -237,12 +274,57 @@ static eddy_cache_entry_t *window_entry(eddy_task_t *task, task_store_t *ts, int
     return eddy_cache_insert(ts->cache, start, key, key_len, agg);
 }
 
+/* Room for n more bytes of dead letters; false if out of memory. */
+static bool dl_reserve(eddy_task_t *task, size_t n)
+{
+    if (task->n_dl == task->dl_cap) {
+        size_t cap = task->dl_cap ? task->dl_cap * 2 : 16;
+        dead_letter_t *dl = realloc(task->dl, cap * sizeof(*dl));
+        if (!dl)
+            return false;
+        task->dl = dl;
+        task->dl_cap = cap;
+    }
+    if (task->dl_used + n > task->dl_bytes_cap) {
+        size_t cap = task->dl_bytes_cap ? task->dl_bytes_cap : 4096;
+        while (cap < task->dl_used + n)
+            cap *= 2;
+        char *bytes = realloc(task->dl_bytes, cap);
+        if (!bytes)
+            return false;
+        task->dl_bytes = bytes;
+        task->dl_bytes_cap = cap;
+    }
+    return true;
+}
+
 static void note_undecodable(eddy_task_t *task, const rd_kafka_message_t *msg, const char *reason,
                              int field)
 {
+    size_t key_len = msg->key ? msg->key_len : 0;
+    if (dl_reserve(task, key_len + msg->len)) {
+        dead_letter_t *d = &task->dl[task->n_dl++];
+        d->offset = msg->offset;
+        d->timestamp = rd_kafka_message_timestamp(msg, NULL);
+        d->reason = reason;
+        d->field = field;
+        d->key_off = task->dl_used;
+        d->key_len = msg->key ? msg->key_len : SIZE_MAX;
+        if (key_len)
+            memcpy(task->dl_bytes + task->dl_used, msg->key, key_len);
+        task->dl_used += key_len;
+        d->value_off = task->dl_used;
+        d->value_len = msg->len;
+        if (msg->len)
+            memcpy(task->dl_bytes + task->dl_used, msg->payload, msg->len);
+        task->dl_used += msg->len;
+    } else {
+        eddy_log_error("task %d: out of memory for the dead letter of offset %lld", task->partition,
+                       (long long)msg->offset);
+    }
     task->undecodable++;
     if (task->undecodable_logged++ < 20)
-        eddy_log_warn("undecodable record at %s/%d@%lld skipped: %s%s%s%s",
+        eddy_log_warn("undecodable record at %s/%d@%lld sent to the dead-letter topic: %s%s%s%s",
                       rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset,
                       reason, field >= 0 ? " (field '" : "",
                       field >= 0 ? eddy_topology_field_name(task->rt->topo, (size_t)field) : "",
@@ -270,18 +352,23 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
     if (dec.ts > task->stream_time) {
         task->stream_time = dec.ts;
     }
-    char key[MAX_KEY];
+    /* Every store's key first: a record too big for one store goes to no store. */
+    size_t key_lens[EDDY_TOPOLOGY_MAX_STORES];
+    for (size_t i = 0; i < task->n_stores; i++)
+        if (!eddy_store_group_key(task->stores[i].def, task->values, task->keys + i * MAX_KEY,
+                                  MAX_KEY, &key_lens[i])) {
+            /* The decoder checked the group fields; only an oversized key gets here. */
+            note_undecodable(task, msg, "the group key is longer than 1024 bytes", -1);
+            eddy_decoded_release(&dec);
+            return;
+        }
     int64_t starts[EDDY_WINDOWS_PER_EVENT_MAX];
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
         if (msg->offset < ts->skip_before)
             continue; /* restored from a changelog that was ahead of the other stores' */
-        size_t key_len;
-        if (!eddy_store_group_key(ts->def, task->values, key, sizeof(key), &key_len)) {
-            /* The decoder checked the group fields; only an oversized key gets here. */
-            note_undecodable(task, msg, "the group key is longer than 1024 bytes", -1);
-            break;
-        }
+        const char *key = task->keys + i * MAX_KEY;
+        size_t key_len = key_lens[i];
         const eddy_window_spec_t *w = &ts->def->window;
         size_t n = eddy_window_starts(w, dec.ts, starts, EDDY_WINDOWS_PER_EVENT_MAX);
         if (n > EDDY_WINDOWS_PER_EVENT_MAX) /* the topology's limit makes this unreachable */
@@ -385,6 +472,49 @@ static int snapshot_entry(int32_t partition, int64_t start, const char *key, siz
     return task->flush_err != EDDY_OK;
 }
 
+/* Produces the dead letters of this commit to the dead-letter topic: the record's
+ * key and value as they were, and headers saying why and where from. */
+static eddy_err_t flush_dead_letters(eddy_task_t *task, rd_kafka_t *rk)
+{
+    const eddy_runtime_t *rt = task->rt;
+    int32_t partition = rt->dlq_partitions > 0 ? task->partition % rt->dlq_partitions : 0;
+    for (size_t i = 0; i < task->n_dl; i++) {
+        const dead_letter_t *d = &task->dl[i];
+        char reason[512], num[3][24];
+        snprintf(reason, sizeof(reason), "%s%s%s%s", d->reason, d->field >= 0 ? " (field '" : "",
+                 d->field >= 0 ? eddy_topology_field_name(rt->topo, (size_t)d->field) : "",
+                 d->field >= 0 ? "')" : "");
+        snprintf(num[0], sizeof(num[0]), "%d", (int)task->partition);
+        snprintf(num[1], sizeof(num[1]), "%lld", (long long)d->offset);
+        snprintf(num[2], sizeof(num[2]), "%lld", (long long)d->timestamp);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        rd_kafka_header_add(h, "eddy.error.reason", -1, reason, -1);
+        rd_kafka_header_add(h, "eddy.source.topic", -1, rt->source_topic, -1);
+        rd_kafka_header_add(h, "eddy.source.partition", -1, num[0], -1);
+        rd_kafka_header_add(h, "eddy.source.offset", -1, num[1], -1);
+        rd_kafka_header_add(h, "eddy.source.timestamp", -1, num[2], -1);
+        const char *key = d->key_len == SIZE_MAX ? NULL : task->dl_bytes + d->key_off;
+        size_t key_len = d->key_len == SIZE_MAX ? 0 : d->key_len;
+        rd_kafka_resp_err_t err;
+        while ((err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(rt->dlq_topic), RD_KAFKA_V_PARTITION(partition),
+                    RD_KAFKA_V_KEY(key, key_len),
+                    RD_KAFKA_V_VALUE(task->dl_bytes + d->value_off, d->value_len),
+                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        if (err) { /* on success librdkafka owns the headers */
+            rd_kafka_headers_destroy(h);
+            eddy_log_error("cannot produce to the dead-letter topic %s [%d]: %s", rt->dlq_topic,
+                           (int)partition, rd_kafka_err2str(err));
+            return EDDY_ERR_KAFKA;
+        }
+    }
+    task->n_dl = 0;
+    task->dl_used = 0;
+    return EDDY_OK;
+}
+
 eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_kafka_t *rk,
                            size_t *written)
 {
@@ -439,6 +569,10 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
             ts->changelog_bytes = ts->snapshot_bytes;
         }
     }
+    if (rk && !task->flush_err && task->n_dl > 0)
+        task->flush_err = flush_dead_letters(task, rk);
+    else if (!rk)
+        task->n_dl = task->dl_used = 0; /* nowhere to send them (unit tests) */
     /* A marker per store whenever the task moved: it confirms the records above
      * and carries the input position a restore resumes from. */
     if (rk && !task->flush_err &&
@@ -538,6 +672,11 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
 {
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
+        uint64_t hits = 0, misses = 0;
+        if (ts->cache)
+            eddy_cache_hit_stats(ts->cache, &hits, &misses);
+        task->cache_hits += hits; /* the published counters stay monotonic */
+        task->cache_misses += misses;
         eddy_cache_destroy(ts->cache);
         ts->cache = eddy_cache_new(free_agg, NULL);
         if (!ts->cache)
@@ -548,6 +687,7 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
     task->processed = task->committed_counts[0];
     task->late = task->committed_counts[1];
     task->undecodable = task->committed_counts[2];
+    task->n_dl = task->dl_used = 0; /* the input is read again, and so are they */
     /* A new incarnation: whatever the failed commit left in the changelogs is
      * either confirmed by its marker (and replayed by the restore that follows)
      * or abandoned for good. */

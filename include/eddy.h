@@ -161,8 +161,50 @@ eddy_err_t eddy_store_def_add_ratio(eddy_store_def_t *store, const char *name,
 eddy_err_t eddy_store_def_sink(eddy_store_def_t *store, const char *topic, eddy_emit_t emit,
                                char *errstr, size_t errstr_size);
 
+/* --- views -----------------------------------------------------------------------
+ * A view names a query over one store and serves it at an HTTP route of its own
+ * (docs/topology.md, "Views"): which windows (the current one and some before it,
+ * relative to stream time or to the wall clock), which group key (all, a fixed one
+ * or a path parameter of the route), which aggregates, and whether the windows are
+ * answered one by one (a series) or merged per key. */
+
+/** The time a view's windows are counted back from. */
+typedef enum eddy_view_time_e {
+    EDDY_VIEW_STREAM_TIME = 0, /**< the largest event time seen (deterministic replays) */
+    EDDY_VIEW_NOW = 1,         /**< the wall clock */
+} eddy_view_time_t;
+
+/** How a view answers the windows it selects. */
+typedef enum eddy_view_combine_e {
+    EDDY_VIEW_SERIES = 0, /**< every window, oldest first, and the current one */
+    EDDY_VIEW_MERGE = 1,  /**< per group key, the windows merged into one; and a total */
+} eddy_view_combine_t;
+
+/** A view as eddy_topology_add_view() takes it; every string is copied. */
+typedef struct eddy_view_spec_s {
+    const char *name;              /**< 1-64 letters, digits, '_', '-'; unique among views */
+    const char *description;       /**< free text, or NULL */
+    const char *route;             /**< "/api/..." segments, at most one "{param}" */
+    const char *store;             /**< the store queried (resolved by finish) */
+    const char *key;               /**< NULL: all keys; "{param}": the route's parameter;
+                                        else one literal group key */
+    int64_t windows;               /**< > 0: the current window and windows - 1 before it */
+    int64_t last_ms;               /**< > 0 instead: ceil(last_ms / advance) windows */
+    eddy_view_time_t at;           /**< what "current" is relative to */
+    eddy_view_combine_t combine;   /**< series or merge */
+    const char *const *aggregates; /**< NULL-terminated names to answer; NULL: all */
+    const char *having;            /**< a predicate over `key` and aggregates, or NULL */
+    const char *share;             /**< merge only: a count, count_if or sum aggregate whose
+                                        share of the total each key gets; or NULL */
+} eddy_view_spec_t;
+
+/** Adds a view. Its store, aggregates, `having` fields and `share` are resolved
+ *  and checked by eddy_topology_finish(), so stores may be declared after it. */
+eddy_err_t eddy_topology_add_view(eddy_topology_t *topo, const eddy_view_spec_t *spec, char *errstr,
+                                  size_t errstr_size);
+
 /** Checks the whole topology (a source, a timestamp, every store with a window and
- *  aggregates, retention >= size + grace, ratio references, sinks) and builds its
+ *  aggregates, retention >= size + grace, ratio references, sinks, views) and builds its
  *  field table. On success the topology is frozen: builder calls then fail with
  *  EDDY_ERR_STATE. Calling it again on a finished topology returns EDDY_OK. */
 eddy_err_t eddy_topology_finish(eddy_topology_t *topo, char *errstr, size_t errstr_size);

@@ -2,30 +2,50 @@
  * api.c — the REST API of a running instance (issue 3's minimal query layer):
  *
  *   GET /api/stores                      stores with their window specs
- *   GET /api/stores/{store}/windows?from=MS&to=MS[&key=K]
+ *   GET /api/stores/{store}/windows?from=MS&to=MS[&key=K][&local=true]
  *                                        windows starting in [from, to), merged
- *                                        across this instance's tasks
+ *                                        across every instance's tasks
+ *                                        (query/cluster_query.c)
+ *   GET /api/stores/{store}/keys/{key}?from=MS&to=MS
+ *                                        one key's windows (query/view_query.c)
+ *   GET <route of a view>                the topology's views (query/view_query.c)
  *   GET /api/topology                    the topology graph
- *   GET /api/health                      instance, partitions and counters
+ *   GET /api/health                      instance, partitions, counters, peers
+ *   GET /api/internal/stores/{store}/partials
+ *                                        this instance's raw partials, for peers
+ *                                        (query/cluster_query.c)
+ *   GET /metrics                         Prometheus text format (query/prometheus.c)
+ *   GET /ws                              WebSocket subscriptions to stores and to
+ *                                        "health:" (the /api/health body; query/ws.c)
+ *   GET /, /<file>                       the dashboard (ui/dist, http.static.dir)
  *
  * Queries read committed state (RocksDB), so answers trail processing by at most
  * one commit interval and never show a half-applied commit. Handlers run on the
  * HTTP server's threads, concurrently; they only read the runtime.
  */
 #include "query/api.h"
+#include "engine/instances.h"
 #include "engine/log.h"
 #include "engine/util.h"
+#include "query/cluster_query.h"
 #include "query/http.h"
+#include "query/prometheus.h"
+#include "query/view_query.h"
+#include "query/ws.h"
 #include "query/window_query.h"
 #include "topology/aggregate.h"
 #include "topology/topology_json.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct eddy_api_s {
-    eddy_runtime_t *rt; /* borrowed */
-    eddy_http_t *http;  /* the server (query/http.c) */
+    eddy_runtime_t *rt;          /* borrowed */
+    eddy_http_t *http;           /* the server (query/http.c) */
+    eddy_prom_sources_t metrics; /* what GET /metrics reads (query/prometheus.c) */
+    eddy_view_query_t *views;    /* the topology's views and per-key series (view_query.c) */
+    eddy_ws_t *ws;               /* GET /ws (query/ws.c) */
 };
 
 /* --- /api/stores ----------------------------------------------------------------- */
@@ -72,6 +92,39 @@ static void add_window(int64_t start, const char *key, size_t key_len, const edd
                           eddy_window_to_json(w->rt, w->store, start, key, key_len, agg));
 }
 
+/* The body of GET /api/stores/{store}/windows (and of WebSocket store
+ * subscriptions): the whole application's windows (query/cluster_query.h), or
+ * only this instance's if `local`; NULL with errstr filled if the store cannot
+ * be read. */
+static json_t *windows_body(eddy_runtime_t *rt, const eddy_store_def_t *def, int64_t from,
+                            int64_t to, const char *key, bool local, char *errstr,
+                            size_t errstr_size)
+{
+    const int idx = (int)def->index;
+    windows_ctx_t w = {.rt = rt, .store = idx, .windows = json_array()};
+    bool corrupt = false;
+    eddy_coverage_t cov;
+    if (eddy_windows_cluster(rt, idx, from, to, key, local, add_window, &w, &cov, &corrupt, errstr,
+                             errstr_size)) {
+        eddy_coverage_free(&cov);
+        json_decref(w.windows);
+        return NULL;
+    }
+    json_t *body = json_object();
+    json_object_set_new(body, "store", json_string(def->name));
+    json_object_set_new(body, "from", json_integer(from));
+    json_object_set_new(body, "to", json_integer(to));
+    json_object_set_new(body, "windows", w.windows);
+    /* A restoring or unreachable partition makes the answer partial. */
+    eddy_coverage_json(&cov, body);
+    eddy_coverage_free(&cov);
+    if (corrupt)
+        json_object_set_new(body, "warning",
+                            json_string("some stored windows could not be "
+                                        "read and were left out"));
+    return body;
+}
+
 static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
 {
     eddy_api_t *api = opaque;
@@ -86,49 +139,48 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
     if (from > to)
         return eddy_http_error(resp, 400, "'from' (%lld) is after 'to' (%lld)", (long long)from,
                                (long long)to);
-    const int idx = (int)def->index;
-    windows_ctx_t w = {.rt = api->rt, .store = idx, .windows = json_array()};
-    bool corrupt = false;
+    const char *local = eddy_http_query(req, "local");
+    if (local && strcmp(local, "true") && strcmp(local, "false"))
+        return eddy_http_error(resp, 400, "'local' must be true or false");
     char errstr[256];
-    if (eddy_windows_merged(api->rt, idx, from, to, eddy_http_query(req, "key"), add_window, &w,
-                            &corrupt, errstr, sizeof(errstr))) {
-        json_decref(w.windows);
+    json_t *body = windows_body(api->rt, def, from, to, eddy_http_query(req, "key"),
+                                local && !strcmp(local, "true"), errstr, sizeof(errstr));
+    if (!body)
         return eddy_http_error(resp, 500, "%s", errstr);
+    return eddy_http_json(resp, 200, body);
+}
+
+/* A WebSocket subscription to a store (query/ws.h): the same body as GET
+ * /api/stores/{store}/windows, with from, to and key from the subscribe message.
+ * Runs on the ws thread. */
+static json_t *ws_store_source(void *opaque, const char *name, json_t *params, char *err,
+                               size_t errsz)
+{
+    eddy_api_t *api = opaque;
+    const eddy_store_def_t *def = eddy_topology_store_by_name(api->rt->topo, name);
+    if (!def) {
+        snprintf(err, errsz, "no store named '%s' (GET /api/stores lists them)", name);
+        return NULL;
     }
-    json_t *body = json_object();
-    json_object_set_new(body, "store", json_string(def->name));
-    json_object_set_new(body, "from", json_integer(from));
-    json_object_set_new(body, "to", json_integer(to));
-    json_object_set_new(body, "windows", w.windows);
-    json_t *parts = json_array(), *restoring = json_array();
-    int owned = 0;
-    for (int p = 0; p < api->rt->source_partitions; p++)
-        if (atomic_load(&api->rt->metrics.parts[p].owner)) {
-            json_array_append_new(parts, json_integer(p));
-            owned++;
-            if (atomic_load(&api->rt->metrics.parts[p].state) == EDDY_TASK_RESTORING)
-                json_array_append_new(restoring, json_integer(p));
-        }
-    json_object_set_new(body, "partitions", parts);
-    /* A restoring partition's windows are still being rebuilt: partial. */
-    json_object_set_new(body, "restoring", restoring);
-    json_object_set_new(
-        body, "complete",
-        json_boolean(owned == api->rt->source_partitions && json_array_size(restoring) == 0));
-    if (corrupt)
-        json_object_set_new(body, "warning",
-                            json_string("some stored windows could not be "
-                                        "read and were left out"));
-    eddy_http_json(resp, 200, body);
-    return 0;
+    json_t *f = json_object_get(params, "from"), *t = json_object_get(params, "to");
+    json_t *k = json_object_get(params, "key");
+    if ((f && !json_is_integer(f)) || (t && !json_is_integer(t)) || (k && !json_is_string(k))) {
+        snprintf(err, errsz, "'from' and 'to' must be epoch milliseconds, 'key' a string");
+        return NULL;
+    }
+    const int64_t from = f ? json_integer_value(f) : 0, to = t ? json_integer_value(t) : INT64_MAX;
+    if (from > to) {
+        snprintf(err, errsz, "'from' (%lld) is after 'to' (%lld)", (long long)from, (long long)to);
+        return NULL;
+    }
+    return windows_body(api->rt, def, from, to, k ? json_string_value(k) : NULL, false, err, errsz);
 }
 
 /* --- /api/health --------------------------------------------------------------------- */
 
-static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
+/* The body of GET /api/health (and of the WebSocket source "health"). Any thread. */
+static json_t *health_body(eddy_runtime_t *rt)
 {
-    eddy_api_t *api = opaque;
-    eddy_runtime_t *rt = api->rt;
     json_t *parts = json_array();
     int64_t processed = 0, late = 0, undecodable = 0, committed = 0, lost = 0;
     int owned = 0;
@@ -160,6 +212,13 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
         }
         json_object_set_new(j, "next_offset", json_integer(atomic_load(&ps->next_offset)));
         json_object_set_new(j, "committed_offset", json_integer(c));
+        /* Lag as in /metrics: the input's end offset (as of the last fetch) minus
+         * the position; null until a fetch response brought a watermark. */
+        int64_t high = atomic_load(&ps->high_watermark), next = atomic_load(&ps->next_offset);
+        int64_t low = atomic_load(&ps->low_watermark);
+        int64_t pos = next >= 0 ? next : (low >= 0 ? low : 0);
+        json_object_set_new(j, "lag",
+                            high < 0 ? json_null() : json_integer(high > pos ? high - pos : 0));
         int64_t st = atomic_load(&ps->stream_time);
         json_object_set_new(j, "stream_time", st == INT64_MIN ? json_null() : json_integer(st));
         json_object_set_new(j, "processed", json_integer(atomic_load(&ps->processed)));
@@ -202,16 +261,72 @@ static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
                                                                                : "at_least_once"));
     json_object_set_new(body, "partitions", parts);
     json_object_set_new(body, "totals", totals);
-    eddy_http_json(resp, 200, body);
-    return 0;
+    if (rt->instances)
+        json_object_set_new(body, "instances", eddy_instances_json(rt->instances));
+    return body;
+}
+
+static int get_health(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
+{
+    eddy_api_t *api = opaque;
+    return eddy_http_json(resp, 200, health_body(api->rt));
+}
+
+/* WebSocket subscriptions "health:" (any name, e.g. "health:instance"): the body
+ * of GET /api/health, so the dashboard's engine panels update without polling.
+ * Runs on the ws thread. */
+static json_t *ws_health_source(void *opaque, const char *name, json_t *params, char *err,
+                                size_t errsz)
+{
+    eddy_api_t *api = opaque;
+    return health_body(api->rt);
+}
+
+/* --- the dashboard's files ------------------------------------------------------------ */
+
+/* The directory served at / (http.static.dir): the configured one, none for "off",
+ * else the first built ui/dist holding an index.html, next to the binary (the
+ * build directory) or in the source tree. NULL if there is none: the API runs
+ * without the dashboard. */
+static char *static_dir(const eddy_config_t *cfg)
+{
+    if (!strcmp(cfg->http_static_dir, "off"))
+        return NULL;
+    if (cfg->http_static_dir[0])
+        return strdup(cfg->http_static_dir);
+    char exe[4096] = "", path[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(path, sizeof(path), "%s/ui/dist/index.html", exe);
+        if (!access(path, R_OK)) {
+            path[strlen(path) - strlen("/index.html")] = '\0';
+            return strdup(path);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/ui/dist/index.html", EDDY_SOURCE_DIR);
+    if (!access(path, R_OK)) {
+        path[strlen(path) - strlen("/index.html")] = '\0';
+        return strdup(path);
+    }
+    return NULL;
 }
 
 eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr, size_t errstr_size)
 {
     eddy_api_t *api = calloc(1, sizeof(*api));
     api->rt = rt;
-    eddy_http_config_t cfg = {.listen = listen};
+    char *root = static_dir(rt->cfg);
+    eddy_http_config_t cfg = {.listen = listen, .static_root = root};
     api->http = eddy_http_new(&cfg, errstr, errstr_size);
+    if (api->http && root)
+        eddy_log_info("dashboard: http://%s/ (files from %s)", listen, root);
+    else if (api->http && strcmp(rt->cfg->http_static_dir, "off"))
+        eddy_log_info("dashboard: not built (no ui/dist; `make` builds it with npm)");
+    free(root);
     if (!api->http) {
         free(api);
         return NULL;
@@ -226,8 +341,28 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         eddy_http_route(api->http, "GET", routes[i].pattern, routes[i].fn, api);
-    if (eddy_http_start(api->http, errstr, errstr_size)) {
+    const eddy_ws_config_t wcfg = {.interval_ms = rt->cfg->ws_interval_ms,
+                                   .max_queue = (size_t)rt->cfg->ws_max_queue_bytes,
+                                   .allowed_origins = rt->cfg->ws_allowed_origins};
+    if (!(api->ws = eddy_ws_new(&wcfg, errstr, errstr_size))) {
         eddy_http_destroy(api->http);
+        free(api);
+        return NULL;
+    }
+    eddy_ws_source(api->ws, NULL, ws_store_source, api);
+    eddy_ws_source(api->ws, "health", ws_health_source, api);
+    eddy_http_route(api->http, "GET", "/ws", eddy_ws_handle, api->ws);
+    eddy_http_route(api->http, "GET", "/api/internal/stores/{store}/partials", eddy_partials_handle,
+                    rt);
+    api->metrics = (eddy_prom_sources_t){.rt = rt, .http = api->http, .ws = api->ws};
+    eddy_http_route(api->http, "GET", "/metrics", eddy_prom_handle, &api->metrics);
+    api->views = eddy_view_query_new(api->http, rt, errstr, errstr_size);
+    eddy_view_query_ws(api->views, api->ws); /* "view:NAME" subscriptions */
+    if (!api->views || eddy_http_start(api->http, errstr, errstr_size)) {
+        eddy_ws_stop(api->ws);
+        eddy_http_destroy(api->http);
+        eddy_ws_destroy(api->ws);
+        eddy_view_query_destroy(api->views);
         free(api);
         return NULL;
     }
@@ -239,6 +374,9 @@ void eddy_api_stop(eddy_api_t *api)
 {
     if (!api)
         return;
+    eddy_ws_stop(api->ws); /* upgraded connections are closed by their owner first */
     eddy_http_destroy(api->http);
+    eddy_ws_destroy(api->ws);
+    eddy_view_query_destroy(api->views);
     free(api);
 }

@@ -126,3 +126,32 @@ json_t *eddy_window_to_json(const eddy_runtime_t *rt, int store, int64_t start, 
     eddy_agg_to_json(rt->layouts[store], agg, w);
     return w;
 }
+
+void eddy_windows_coverage_json(eddy_runtime_t *rt, json_t *body)
+{
+    json_t *parts = json_array(), *restoring = json_array();
+    int owned = 0;
+    for (int p = 0; p < rt->source_partitions; p++)
+        if (atomic_load(&rt->metrics.parts[p].owner)) {
+            json_array_append_new(parts, json_integer(p));
+            owned++;
+            if (atomic_load(&rt->metrics.parts[p].state) == EDDY_TASK_RESTORING)
+                json_array_append_new(restoring, json_integer(p));
+        }
+    const bool complete = owned == rt->source_partitions && json_array_size(restoring) == 0;
+    json_object_set_new(body, "partitions", parts);
+    json_object_set_new(body, "restoring", restoring);
+    json_object_set_new(body, "complete", json_boolean(complete));
+}
+
+int64_t eddy_windows_stream_time(eddy_runtime_t *rt)
+{
+    int64_t t = INT64_MIN;
+    for (int p = 0; p < rt->source_partitions; p++)
+        if (atomic_load(&rt->metrics.parts[p].owner)) {
+            int64_t st = atomic_load(&rt->metrics.parts[p].committed_stream_time);
+            if (st > t)
+                t = st;
+        }
+    return t;
+}

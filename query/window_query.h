@@ -25,6 +25,16 @@ eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int6
                                const char *key, eddy_window_fn *fn, void *opaque, bool *corrupt,
                                char *errstr, size_t errstr_size);
 
+/** Sets on `body` what an answer of eddy_windows_merged() covers: "partitions"
+ *  (those read), "restoring" (of those, still being rebuilt: their windows are
+ *  partial) and "complete" (every source partition read, none restoring). */
+void eddy_windows_coverage_json(eddy_runtime_t *rt, json_t *body);
+
+/** The stream time of the state eddy_windows_merged() reads: the largest
+ *  committed stream time of the partitions it reads; INT64_MIN while none has
+ *  one. */
+int64_t eddy_windows_stream_time(eddy_runtime_t *rt);
+
 /** {"key":...,"start":...,"end":..., <aggregates by declared name>} */
 json_t *eddy_window_to_json(const eddy_runtime_t *rt, int store, int64_t start, const char *key,
                             size_t key_len, const eddy_agg_t *agg);

@@ -125,6 +125,30 @@ static void describe_text(const eddy_topology_t *topo)
             }
         printf("\n");
     }
+    if (topo->n_views)
+        printf("\nviews (%zu), served by eddy run:\n", topo->n_views);
+    for (size_t i = 0; i < topo->n_views; i++) {
+        const eddy_view_def_t *v = topo->views[i];
+        printf("  GET %s  (%s)\n      %s of store %s", v->route, v->name,
+               v->combine == EDDY_VIEW_MERGE ? "merged per key" : "series", v->store_name);
+        if (v->key_from_param)
+            printf(", key {%s}", v->param);
+        else if (v->key)
+            printf(", key \"%s\"", v->key);
+        if (v->windows)
+            printf(", %lld window%s", (long long)v->windows, v->windows == 1 ? "" : "s");
+        else {
+            char last[32];
+            eddy_duration_format(v->last_ms, last, sizeof(last));
+            printf(", last %s", last);
+        }
+        printf(" back from %s", v->at == EDDY_VIEW_NOW ? "now" : "stream time");
+        if (v->having)
+            printf(", having %s", eddy_predicate_text(v->having));
+        if (v->share_name)
+            printf(", share of %s", v->share_name);
+        printf("\n");
+    }
 }
 
 static int describe_json(const eddy_topology_t *topo)

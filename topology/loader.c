@@ -590,11 +590,119 @@ static eddy_err_t load_store(loader_t *ld, json_t *st, const char *path)
     return EDDY_OK;
 }
 
+/* --- views ------------------------------------------------------------------------------ */
+
+static eddy_err_t load_view(loader_t *ld, const char *name, json_t *v, const char *path)
+{
+    static const char *const keys[] = {"description", "route",  "store", "key",
+                                       "windows",     "last",   "at",    "combine",
+                                       "aggregates",  "having", "share", NULL};
+    static const char *const ats[] = {"stream_time", "now"};
+    static const char *const combines[] = {"series", "merge"};
+    char msg[MSG_MAX], kp[PATH_MAX_LEN], got[80];
+    const char *aggs[EDDY_MAX_AGGREGATES + 1] = {NULL};
+    eddy_view_spec_t spec = {.name = name};
+    eddy_err_t err;
+    json_t *x;
+    int e;
+    if ((err = as_object(ld, v, path,
+                         "{\"route\": \"/api/metrics/x\", \"store\": \"endpoint_stats\", "
+                         "\"windows\": 1}")) ||
+        (err = check_keys(ld, v, path, "a view", keys)) ||
+        (err = get_string(ld, v, path, "description", false, "free text", &spec.description)) ||
+        (err = get_string(ld, v, path, "route", true,
+                          "the HTTP route, such as \"/api/metrics/endpoint/{endpoint}\"",
+                          &spec.route)) ||
+        (err = get_string(ld, v, path, "store", true, "the name of the store queried",
+                          &spec.store)) ||
+        (err = get_string(ld, v, path, "key", false,
+                          "\"{param}\" (the route's parameter) or a group key", &spec.key)) ||
+        (err = get_string(ld, v, path, "having", false, "a predicate such as \"errors > 0\"",
+                          &spec.having)) ||
+        (err = get_string(ld, v, path, "share", false,
+                          "the name of a count, count_if or sum aggregate", &spec.share)))
+        return err;
+    if ((x = json_object_get(v, "windows"))) {
+        join(kp, sizeof(kp), path, "windows");
+        if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+            json_integer_value(x) > EDDY_VIEW_MAX_WINDOWS)
+            return fail(ld, kp,
+                        "expected how many windows, the current one included (1 to %d), got %s",
+                        EDDY_VIEW_MAX_WINDOWS, show(x, got, sizeof(got)));
+        spec.windows = json_integer_value(x);
+    }
+    if ((x = json_object_get(v, "last"))) {
+        join(kp, sizeof(kp), path, "last");
+        if ((err = as_duration(ld, x, kp, &spec.last_ms)))
+            return err;
+        if (spec.last_ms == 0)
+            return fail(ld, kp, "expected a duration above 0, got %s", show(x, got, sizeof(got)));
+    }
+    if (!spec.windows && !spec.last_ms)
+        return fail(ld, path,
+                    "missing \"windows\" (how many windows, the current one included) or "
+                    "\"last\" (a duration of event time, such as \"5m\")");
+    if (spec.windows && spec.last_ms)
+        return fail(ld, join(kp, sizeof(kp), path, "last"),
+                    "give either \"windows\" or \"last\", not both");
+    if ((x = json_object_get(v, "at"))) {
+        if ((err = as_enum(ld, x, join(kp, sizeof(kp), path, "at"), ats, 2, &e)))
+            return err;
+        spec.at = (eddy_view_time_t)e;
+    }
+    if ((x = json_object_get(v, "combine"))) {
+        if ((err = as_enum(ld, x, join(kp, sizeof(kp), path, "combine"), combines, 2, &e)))
+            return err;
+        spec.combine = (eddy_view_combine_t)e;
+    }
+    if ((x = json_object_get(v, "aggregates"))) {
+        join(kp, sizeof(kp), path, "aggregates");
+        if (!json_is_array(x) || json_array_size(x) == 0 ||
+            json_array_size(x) > EDDY_MAX_AGGREGATES)
+            return fail(ld, kp,
+                        "expected a non-empty list of aggregate names such as [\"count\"] "
+                        "(leave it out to answer all), got %s",
+                        show(x, got, sizeof(got)));
+        size_t i;
+        json_t *a;
+        json_array_foreach(x, i, a)
+        {
+            char ap[PATH_MAX_LEN];
+            if ((err = as_string(ld, a, join_index(ap, sizeof(ap), kp, i), "an aggregate name",
+                                 &aggs[i])))
+                return err;
+        }
+        spec.aggregates = aggs;
+    }
+    if ((err = eddy_topology_add_view(ld->topo, &spec, msg, sizeof(msg))))
+        return fail_builder(ld, err, NULL, msg);
+    return EDDY_OK;
+}
+
+static eddy_err_t load_views(loader_t *ld, json_t *views)
+{
+    char kp[PATH_MAX_LEN], got[80];
+    eddy_err_t err;
+    if (!json_is_object(views))
+        return fail(ld, "$.views",
+                    "expected an object of views by name, such as {\"errors\": {\"route\": "
+                    "\"/api/metrics/errors\", ...}}, got %s",
+                    show(views, got, sizeof(got)));
+    const char *name;
+    json_t *v;
+    json_object_foreach(views, name, v)
+    {
+        if ((err = load_view(ld, name, v, join(kp, sizeof(kp), "$.views", name))))
+            return err;
+    }
+    return EDDY_OK;
+}
+
 /* --- the file ------------------------------------------------------------------------- */
 
 static eddy_err_t load_root(loader_t *ld, json_t *root)
 {
-    static const char *const keys[] = {"name", "description", "source", "stores", NULL};
+    static const char *const keys[] = {"name", "description", "source", "stores", "views", NULL};
     char msg[MSG_MAX], kp[PATH_MAX_LEN], got[80];
     eddy_err_t err;
     const char *name, *description;
@@ -627,6 +735,8 @@ static eddy_err_t load_root(loader_t *ld, json_t *root)
         if ((err = load_store(ld, st, join_index(sp, sizeof(sp), kp, i))))
             return err;
     }
+    if ((v = json_object_get(root, "views")) && (err = load_views(ld, v)))
+        return err;
     if ((err = eddy_topology_finish(ld->topo, msg, sizeof(msg))))
         return fail_builder(ld, err, NULL, msg);
     return EDDY_OK;

@@ -144,6 +144,8 @@ void eddy_topology_destroy(eddy_topology_t *topo)
     free(topo->ts_field_name);
     for (size_t i = 0; i < topo->n_stores; i++)
         free_store(topo->stores[i]);
+    for (size_t i = 0; i < topo->n_views; i++)
+        eddy_view_def_destroy(topo->views[i]);
     clear_fields(topo);
     free(topo);
 }
@@ -768,6 +770,13 @@ eddy_err_t eddy_topology_finish(eddy_topology_t *topo, char *errstr, size_t errs
         return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
                          "the topology reads more than %d distinct event fields",
                          EDDY_TOPOLOGY_MAX_FIELDS);
+    }
+    for (size_t v = 0; v < topo->n_views; v++) {
+        eddy_err_t err = eddy_view_def_check(topo, v, errstr, errstr_size);
+        if (err) {
+            clear_fields(topo);
+            return err;
+        }
     }
     blame(topo, "%s", "");
     topo->finished = true;

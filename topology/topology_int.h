@@ -169,6 +169,51 @@ int eddy_store_def_aggregate_index(const eddy_store_def_t *store, const char *na
  *  after each, so errors come in file order. */
 eddy_err_t eddy_store_def_check(eddy_store_def_t *store, char *errstr, size_t errstr_size);
 
+/* --- views (view.c) ---------------------------------------------------------------- */
+
+#define EDDY_TOPOLOGY_MAX_VIEWS 64   /* views of one topology */
+#define EDDY_VIEW_MAX_WINDOWS   4096 /* windows one view answer may span */
+
+/** A view (eddy.h, docs/topology.md "Views"): a named query over one store served
+ *  at its own route. Strings and the predicate belong to the view; `store` and the
+ *  indices are resolved by eddy_view_def_check() when the topology is finished. */
+typedef struct eddy_view_def_s {
+    char *name;                             /* unique among views */
+    char *description;                      /* free text, or NULL */
+    char *route;                            /* "/api/..." with at most one {param} */
+    char *param;                            /* the route's parameter name, or NULL */
+    char *store_name;                       /* as declared */
+    const eddy_store_def_t *store;          /* resolved by the check */
+    char *key;                              /* a literal group key, or NULL */
+    bool key_from_param;                    /* the group key is the route's parameter */
+    int64_t windows;                        /* windows answered, or 0 when last_ms is set */
+    int64_t last_ms;                        /* event time covered, or 0 when windows is set */
+    eddy_view_time_t at;                    /* stream time or the wall clock */
+    eddy_view_combine_t combine;            /* series or merge */
+    char *agg_names[EDDY_MAX_AGGREGATES];   /* as declared; none: all of the store's */
+    size_t n_agg_names;                     /* how many were declared */
+    bool agg_selected[EDDY_MAX_AGGREGATES]; /* per store aggregate: answered (resolved) */
+    eddy_predicate_t *having;               /* over key and aggregate names, or NULL */
+    char *share_name;                       /* the share aggregate, or NULL */
+    int share;                              /* its index in store->aggregates, or -1 */
+} eddy_view_def_t;
+
+/** Checks what needs the whole topology: the store exists, the aggregates,
+ *  `having` fields and `share` are the store's, the window count fits in the
+ *  retention, merged windows of a hopping store do not overlap, no two views share
+ *  a route shape. Called by eddy_topology_finish() after the stores; sets the
+ *  error path. */
+eddy_err_t eddy_view_def_check(eddy_topology_t *topo, size_t i, char *errstr, size_t errstr_size);
+
+/** The number of windows a view answers by default (windows, or ceil(last_ms /
+ *  advance)); needs a checked view. */
+int64_t eddy_view_def_window_count(const eddy_view_def_t *view);
+
+void eddy_view_def_destroy(eddy_view_def_t *view);
+
+size_t eddy_topology_view_count(const eddy_topology_t *topo);
+const eddy_view_def_t *eddy_topology_view(const eddy_topology_t *topo, size_t i);
+
 /* --- the topology ------------------------------------------------------------------ */
 
 struct eddy_topology_s {
@@ -185,6 +230,8 @@ struct eddy_topology_s {
     eddy_field_need_t field_needs[EDDY_TOPOLOGY_MAX_FIELDS]; /* what each must hold */
     unsigned field_uses[EDDY_TOPOLOGY_MAX_FIELDS];           /* EDDY_FIELD_USE_* bits */
     size_t n_fields;                                         /* slots used */
+    eddy_view_def_t *views[EDDY_TOPOLOGY_MAX_VIEWS];         /* in declaration order (owned) */
+    size_t n_views;                                          /* may be 0 */
     bool finished;                                           /* frozen: read-only from now on */
     char err_path[160]; /* where the last failed call points, see error_path */
 };

@@ -6,6 +6,9 @@
 #include "topology/topology_json.h"
 #include "topology/predicate.h"
 
+#include <stdio.h>
+#include <string.h>
+
 /* Sets obj[key] = value, stealing value even on failure; false if either is
  * NULL (out of memory) or the set fails. */
 static bool put(json_t *obj, const char *key, json_t *value)
@@ -105,6 +108,101 @@ static json_t *field_json(const eddy_topology_t *topo, size_t i)
     return ok ? obj : NULL;
 }
 
+json_t *eddy_view_def_to_json(const eddy_view_def_t *view)
+{
+    static const char *const ats[] = {"stream_time", "now"};
+    static const char *const combines[] = {"series", "merge"};
+    const eddy_store_def_t *store = view->store;
+    json_t *obj = json_object();
+    bool ok = put(obj, "name", json_string(view->name));
+    if (ok && view->description)
+        ok = put(obj, "description", json_string(view->description));
+    ok = ok && put(obj, "route", json_string(view->route)) &&
+         put(obj, "store", json_string(view->store_name));
+    if (ok && view->key_from_param) {
+        char key[EDDY_NAME_MAX + 8];
+        snprintf(key, sizeof(key), "{%s}", view->param);
+        ok = put(obj, "key", json_string(key));
+    } else if (ok) {
+        ok = put(obj, "key", view->key ? json_string(view->key) : json_null());
+    }
+    if (ok && view->windows)
+        ok = put(obj, "windows", json_integer(view->windows));
+    if (ok && view->last_ms)
+        ok = put(obj, "last_ms", json_integer(view->last_ms));
+    ok = ok && put(obj, "at", json_string(ats[view->at])) &&
+         put(obj, "combine", json_string(combines[view->combine]));
+    json_t *aggs = json_array();
+    for (size_t a = 0; ok && store && a < store->n_aggregates; a++)
+        if (view->agg_selected[a])
+            ok = append(aggs, json_string(store->aggregates[a].name));
+    ok = put(obj, "aggregates", aggs) && ok;
+    ok = ok && put(obj, "having",
+                   view->having ? json_string(eddy_predicate_text(view->having)) : json_null());
+    ok = ok && put(obj, "share", view->share_name ? json_string(view->share_name) : json_null());
+    if (!ok)
+        json_decref(obj);
+    return ok ? obj : NULL;
+}
+
+/* A node of the graph: {"id": "KIND:NAME", "kind": KIND, "name": NAME}. */
+static json_t *node_json(const char *kind, const char *name)
+{
+    char id[EDDY_TOPIC_NAME_MAX + 16];
+    snprintf(id, sizeof(id), "%s:%s", kind, name);
+    json_t *obj = json_object();
+    bool ok = put(obj, "id", json_string(id)) && put(obj, "kind", json_string(kind)) &&
+              put(obj, "name", json_string(name));
+    if (!ok)
+        json_decref(obj);
+    return ok ? obj : NULL;
+}
+
+static bool edge(json_t *edges, const char *from_kind, const char *from, const char *to_kind,
+                 const char *to)
+{
+    char a[EDDY_TOPIC_NAME_MAX + 16], b[EDDY_TOPIC_NAME_MAX + 16];
+    snprintf(a, sizeof(a), "%s:%s", from_kind, from);
+    snprintf(b, sizeof(b), "%s:%s", to_kind, to);
+    json_t *obj = json_object();
+    bool ok = put(obj, "from", json_string(a)) && put(obj, "to", json_string(b));
+    if (!ok)
+        json_decref(obj);
+    return ok && append(edges, obj);
+}
+
+json_t *eddy_topology_graph_json(const eddy_topology_t *topo)
+{
+    json_t *graph = json_object(), *nodes = json_array(), *edges = json_array();
+    bool ok = graph && nodes && edges;
+    for (size_t i = 0; ok && i < topo->n_sources; i++)
+        ok = append(nodes, node_json("source", topo->sources[i]));
+    for (size_t s = 0; ok && s < topo->n_stores; s++) {
+        const eddy_store_def_t *store = topo->stores[s];
+        ok = append(nodes, node_json("store", store->name));
+        for (size_t i = 0; ok && i < topo->n_sources; i++)
+            ok = edge(edges, "source", topo->sources[i], "store", store->name);
+        if (ok && store->sink_topic) {
+            /* Several stores may share a sink: one node per topic. */
+            bool seen = false;
+            for (size_t p = 0; p < s && !seen; p++)
+                seen = topo->stores[p]->sink_topic &&
+                       !strcmp(topo->stores[p]->sink_topic, store->sink_topic);
+            if (!seen)
+                ok = append(nodes, node_json("sink", store->sink_topic));
+            ok = ok && edge(edges, "store", store->name, "sink", store->sink_topic);
+        }
+    }
+    for (size_t v = 0; ok && v < topo->n_views; v++) {
+        ok = append(nodes, node_json("view", topo->views[v]->name)) &&
+             edge(edges, "store", topo->views[v]->store_name, "view", topo->views[v]->name);
+    }
+    ok = put(graph, "nodes", nodes) && put(graph, "edges", edges) && ok;
+    if (!ok)
+        json_decref(graph);
+    return ok ? graph : NULL;
+}
+
 json_t *eddy_topology_to_json(const eddy_topology_t *topo)
 {
     json_t *root = json_object();
@@ -128,6 +226,11 @@ json_t *eddy_topology_to_json(const eddy_topology_t *topo)
     for (size_t i = 0; ok && i < topo->n_fields; i++)
         ok = append(fields, field_json(topo, i));
     ok = put(root, "fields", fields) && ok;
+    json_t *views = json_array();
+    for (size_t i = 0; ok && i < topo->n_views; i++)
+        ok = append(views, eddy_view_def_to_json(topo->views[i]));
+    ok = put(root, "views", views) && ok;
+    ok = ok && put(root, "graph", eddy_topology_graph_json(topo));
     if (!ok)
         json_decref(root);
     return ok ? root : NULL;

@@ -130,8 +130,11 @@ expect_usage "broker: bad --topology" -- "$eddy" broker --topology "$data/bad_du
 broker_pid=$!
 for _ in $(seq 100); do [[ -s $tmp/bs2 ]] && break; sleep 0.1; done
 bs2=$(cat "$tmp/bs2")
-for t in user-events event-metrics act-events_per_type-changelog act-active_users-changelog; do
+for t in user-events event-metrics act-events_per_type-changelog act-active_users-changelog act-dlq; do
   grep -q "created topic $t with 4 partitions" "$tmp/broker2.err" && ok || bad "broker --topology did not create $t"
+done
+for t in act-instances act-sinks-changelog; do
+  grep -q "created topic $t with 1 partition" "$tmp/broker2.err" && ok || bad "broker --topology did not create $t"
 done
 expect_exit 0 "gen into a topology's source" -- "$eddy" gen --bootstrap "$bs2" --topic user-events \
   --kind activity --count 10 -q

@@ -118,28 +118,42 @@ static void generate(fixture_t *fx, const char *topic, eddy_gen_kind_t kind, uin
     eddy_test_generate(eddy_broker_bootstraps(fx->broker), topic, kind, seed, count, start, span);
 }
 
-/* Malformed records, one of each kind the decoder must reject, keyed to spread. */
+/* Malformed records, one of each kind the decoder must reject, and the reason
+ * the dead-letter topic must give for each (a part of it). */
+static const char *const bad[] = {
+    "not json at all",
+    "[1,2,3]",
+    "{\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+    "{\"ts\":\"yesterday\",\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,"
+    "\"region\":\"r\"}",
+    "{\"ts\":1700000500000,\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+    "{\"ts\":1700000500000,\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":\"slow\","
+    "\"region\":\"r\"}",
+    "{\"ts\":-5,\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+    "{\"ts\":1700000500000,\"endpoint\":[1],\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
+};
+static const char *const bad_reason[] = {
+    "not valid JSON",
+    "not a JSON object",
+    "a field is missing (field 'ts')",
+    "wrong type (field 'ts')",
+    "a field is missing (field 'endpoint')",
+    "(field 'latency_ms')",
+    "epoch milliseconds",
+    "(field 'endpoint')",
+};
+#define N_BAD (sizeof(bad) / sizeof(bad[0]))
+
+/* Produces every malformed record 12 times, keyed to spread. */
 static int64_t produce_malformed(fixture_t *fx)
 {
-    static const char *const bad[] = {
-        "not json at all",
-        "[1,2,3]",
-        "{\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
-        "{\"ts\":\"yesterday\",\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,"
-        "\"region\":\"r\"}",
-        "{\"ts\":1700000500000,\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
-        "{\"ts\":1700000500000,\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":\"slow\","
-        "\"region\":\"r\"}",
-        "{\"ts\":-5,\"endpoint\":\"/api/x\",\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
-        "{\"ts\":1700000500000,\"endpoint\":[1],\"status\":200,\"latency_ms\":1,\"region\":\"r\"}",
-    };
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", eddy_broker_bootstraps(fx->broker), NULL, 0);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     int64_t n = 0;
     for (int rep = 0; rep < 12; rep++)
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++, n++) {
+        for (size_t i = 0; i < N_BAD; i++, n++) {
             char key[16];
             snprintf(key, sizeof(key), "k%d", rep);
             assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("log-events"),
@@ -152,6 +166,94 @@ static int64_t produce_malformed(fixture_t *fx)
     assert_int_equal(rd_kafka_flush(rk, 10000), 0);
     rd_kafka_destroy(rk);
     return n;
+}
+
+static const char *header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t size)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, &len) || len >= size)
+        return "";
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Reads the dead-letter topic mon-dlq to its end: it must hold each malformed
+ * record of the input exactly once (a clean run), as it was (key and value), with
+ * headers naming the reason and the input record it came from. */
+static void check_dead_letters(fixture_t *fx, int64_t expected)
+{
+    eddy_test_topic_t input;
+    const char *bs = eddy_broker_bootstraps(fx->broker);
+    assert_int_equal(eddy_test_read_topic(bs, "log-events", &input), 0);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bs, NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", "dlq-check", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(12);
+    for (int p = 0; p < 12; p++)
+        rd_kafka_topic_partition_list_add(parts, "mon-dlq", p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int64_t seen = 0;
+    size_t per_kind[N_BAD] = {0};
+    bool *used = calloc(input.n, sizeof(bool));
+    int eofs = 0;
+    time_t deadline = time(NULL) + 30;
+    while (eofs < 12 && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else {
+            assert_int_equal(m->err, 0);
+            rd_kafka_headers_t *h = NULL;
+            rd_kafka_message_headers(m, &h);
+            char b[4][512];
+            const char *reason = header(h, "eddy.error.reason", b[0], sizeof(b[0]));
+            assert_string_equal(header(h, "eddy.source.topic", b[1], sizeof(b[1])), "log-events");
+            int part = atoi(header(h, "eddy.source.partition", b[2], sizeof(b[2])));
+            long long off = atoll(header(h, "eddy.source.offset", b[3], sizeof(b[3])));
+            /* The input record it names is this very record, seen only once. */
+            size_t i = 0;
+            while (i < input.n && !(input.recs[i].partition == part && input.recs[i].offset == off))
+                i++;
+            if (i == input.n)
+                fail_msg("dead letter names log-events [%d] @%lld, which is not in the input", part,
+                         off);
+            assert_false(used[i]);
+            used[i] = true;
+            assert_int_equal(m->len, input.recs[i].len);
+            assert_memory_equal(m->payload, input.recs[i].value, m->len);
+            assert_int_equal(m->key_len, input.recs[i].key_len);
+            assert_memory_equal(m->key, input.recs[i].key, m->key_len);
+            size_t kind = 0;
+            while (kind < N_BAD &&
+                   (strlen(bad[kind]) != m->len || memcmp(bad[kind], m->payload, m->len)))
+                kind++;
+            if (kind == N_BAD)
+                fail_msg("a valid record in the dead-letter topic: %.*s", (int)m->len,
+                         (const char *)m->payload);
+            if (!strstr(reason, bad_reason[kind]))
+                fail_msg("dead letter '%s': reason '%s', expected it to mention '%s'", bad[kind],
+                         reason, bad_reason[kind]);
+            per_kind[kind]++;
+            seen++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    assert_int_equal(eofs, 12);
+    assert_int_equal(seen, expected);
+    for (size_t k = 0; k < N_BAD; k++)
+        assert_int_equal(per_kind[k], 12);
+    free(used);
+    rd_kafka_destroy(rk);
+    eddy_test_topic_free(&input);
 }
 
 static void test_monitoring_exact_across_restarts(void **state)
@@ -176,13 +278,14 @@ static void test_monitoring_exact_across_restarts(void **state)
 
     /* 3. Clean stop; malformed and late records; catch up again. */
     eddy_test_run_stop(pid, SIGTERM);
-    int64_t bad = produce_malformed(fx);
+    int64_t n_bad = produce_malformed(fx);
     generate(fx, "log-events", EDDY_GEN_HTTP, 44, 1000, T0 - 3600000, 60);
     pid = start_eddy(fx, "monitoring.json", "mon", port);
-    json_t *h = eddy_test_wait_caught_up(port, 12, 200000 + bad + 1000, 60);
+    json_t *h = eddy_test_wait_caught_up(port, 12, 200000 + n_bad + 1000, 60);
     compare_monitoring(fx, port, &late, &undecodable);
-    assert_int_equal(undecodable, bad);
-    assert_int_equal(eddy_test_health_total(h, "undecodable"), bad);
+    assert_int_equal(undecodable, n_bad);
+    assert_int_equal(eddy_test_health_total(h, "undecodable"), n_bad);
+    check_dead_letters(fx, n_bad);
     assert_true(late >= 1000 * 8); /* every window of every store closed: 1+1+5+1 each */
     assert_int_equal(eddy_test_health_total(h, "late"), late);
     json_decref(h);
@@ -319,6 +422,20 @@ static void test_activity_iso_timestamps(void **state)
     check_sink(fx, &input);
     check_errors(port);
     eddy_test_topic_free(&input);
+
+    /* The sink goes on where its last transaction ended, even from a wiped state
+     * dir (its progress is in act-sinks-changelog): the windows sent before are
+     * not sent again, the ones that close now are sent once. */
+    eddy_test_run_stop(pid, SIGKILL);
+    eddy_test_rmtree(fx->state_dir);
+    generate(fx, "user-events", EDDY_GEN_ACTIVITY, 6, 20000, T0 + 600000, 120);
+    pid = start_eddy(fx, "activity.json", "act", port);
+    json_decref(eddy_test_wait_caught_up(port, 12, 120000, 60));
+    sleep(2); /* a few sink ticks after the catch-up */
+    assert_int_equal(
+        eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "user-events", &input), 0);
+    check_sink(fx, &input);
+    eddy_test_topic_free(&input);
     eddy_test_run_stop(pid, SIGTERM);
 }
 
@@ -337,7 +454,7 @@ static void instance_progress(int port, int *owned, int64_t *committed)
 static void add_counts(int port, const char *store, json_t *sums)
 {
     char path[256];
-    snprintf(path, sizeof(path), "/api/stores/%s/windows", store);
+    snprintf(path, sizeof(path), "/api/stores/%s/windows?local=true", store); /* this one's share */
     int status = 0;
     json_t *res = eddy_test_get_json(port, path, &status);
     assert_int_equal(status, 200);

@@ -83,6 +83,27 @@ int eddy_test_create_changelogs(struct eddy_broker_s *broker, const char *topolo
             rc = -1;
         }
     }
+    bool any_sink = false;
+    for (size_t i = 0; i < eddy_topology_store_count(topo); i++)
+        any_sink = any_sink || eddy_topology_store(topo, i)->sink_topic;
+    char sinks[300]; /* where sink emission stands, for a topology with sinks */
+    snprintf(sinks, sizeof(sinks), "%s-sinks-changelog", app);
+    if (rc == 0 && any_sink && eddy_broker_create_topic(broker, sinks, 1, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s\n", errstr);
+        rc = -1;
+    }
+    char dlq[300]; /* eddy run's default dead-letter topic */
+    snprintf(dlq, sizeof(dlq), "%s-dlq", app);
+    if (rc == 0 && eddy_broker_create_topic(broker, dlq, partitions, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s\n", errstr);
+        rc = -1;
+    }
+    char instances[300]; /* where instances publish themselves (engine/instances.h) */
+    snprintf(instances, sizeof(instances), "%s-instances", app);
+    if (rc == 0 && eddy_broker_create_topic(broker, instances, 1, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s\n", errstr);
+        rc = -1;
+    }
     eddy_topology_destroy(topo);
     return rc;
 }

@@ -4,8 +4,9 @@
  * specificity), query parameters, the JSON error shape of every error the server
  * makes (400, 404, 405, 413, 500, 503), HEAD and OPTIONS, static files and the
  * ways out of their root, body limits, concurrent clients, the latency histogram,
- * connection limits (global and per address), idle timeouts, upgrades, two servers
- * in one process, destroying a server with connections open, and listen errors.
+ * connection limits (global and per address), idle timeouts (also of requests that
+ * stall halfway), upgrades, two servers in one process, destroying a server with
+ * connections open, and listen errors.
  */
 #define _GNU_SOURCE
 #include "test_support.h"
@@ -841,6 +842,37 @@ static void test_idle_timeout(void **state)
     eddy_http_destroy(http);
 }
 
+/* A client that stops halfway through its request (headers or body) holds its
+ * connection only until the idle timeout: with a limit of one connection, others
+ * are refused meanwhile and served again once the stalled one was closed. */
+static void test_stalled_request_timeout(void **state)
+{
+    eddy_http_t *http = server((eddy_http_config_t){.timeout_s = 1, .connection_limit = 1});
+    int port = eddy_http_port(http);
+    static const char *const stalls[] = {
+        "GET /limit HTTP/1.1\r\nHost: x\r\nX-Slow: aaa",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly a part",
+    };
+    eddy_test_http_resp_t r = {0};
+    for (int i = 0; i < 2; i++) {
+        eddy_test_http_conn_t *slow = eddy_test_http_connect(HOST, port);
+        assert_non_null(slow);
+        int64_t t0 = now_ms();
+        assert_int_equal(eddy_test_http_send(slow, stalls[i], strlen(stalls[i])), 0);
+        wait_open(http, 1);
+        assert_int_equal(eddy_test_http(HOST, port, "GET", "/limit", NULL, NULL, 0, &r), 0);
+        assert_error_body(&r, 503, NULL, 0);
+        assert_true(eddy_test_http_peer_closed(slow, 3000));
+        assert_true(now_ms() - t0 >= 900);
+        eddy_test_http_close(slow);
+        wait_open(http, 0);
+        assert_int_equal(eddy_test_http(HOST, port, "GET", "/limit", NULL, NULL, 0, &r), 0);
+        assert_int_equal(r.status, 200);
+    }
+    eddy_test_http_resp_free(&r);
+    eddy_http_destroy(http);
+}
+
 /* --- upgrades, CORS, servers side by side ------------------------------------------------- */
 
 static void test_upgrade(void **state)
@@ -1072,6 +1104,7 @@ int main(void)
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_per_ip_limit),
         cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_stalled_request_timeout),
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_cors),
         cmocka_unit_test(test_two_servers),

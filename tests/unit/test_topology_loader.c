@@ -118,8 +118,10 @@ static void test_monitoring_example(void **state)
     assert_group_by(topo, s, "status");
     assert_window(s, EDDY_WINDOW_HOPPING, 300000, 60000);
     assert_int_equal(eddy_window_max_per_event(&s->window), 5);
-    assert_int_equal(s->n_aggregates, 1);
+    assert_int_equal(s->n_aggregates, 2);
     assert_agg(topo, s, 0, "count", EDDY_AGG_COUNT, NULL);
+    assert_agg(topo, s, 1, "failed", EDDY_AGG_COUNT_IF, NULL);
+    assert_string_equal(eddy_predicate_text(s->aggregates[1].predicate), "status >= 400");
     /* status 500 is group key "500". */
     char key[32];
     size_t len;
@@ -474,6 +476,158 @@ static void test_bad_strings(void **state)
     assert_non_null(strstr(err, "x.json: line 2, column 3: invalid JSON: "));
 }
 
+/* The seed-001 endpoints of monitoring.json are views; each resolves to its store. */
+static void test_monitoring_views(void **state)
+{
+    eddy_topology_t *topo = load_example("monitoring.json");
+    static const struct {
+        const char *name, *route, *store;
+        int64_t windows, last_ms;
+        eddy_view_combine_t combine;
+    } want[] = {
+        {"requests_current", "/api/metrics/requests/current", "requests_per_endpoint", 0, 300000,
+         EDDY_VIEW_MERGE},
+        {"endpoint", "/api/metrics/endpoint/{endpoint}", "endpoint_stats", 11, 0, EDDY_VIEW_SERIES},
+        {"errors", "/api/metrics/errors", "status_codes", 1, 0, EDDY_VIEW_MERGE},
+        {"regions", "/api/metrics/regions", "region_stats", 0, 300000, EDDY_VIEW_MERGE},
+    };
+    assert_int_equal(eddy_topology_view_count(topo), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const eddy_view_def_t *v = eddy_topology_view(topo, i);
+        assert_string_equal(v->name, want[i].name);
+        assert_string_equal(v->route, want[i].route);
+        assert_ptr_equal(v->store, eddy_topology_store_by_name(topo, want[i].store));
+        assert_int_equal(v->windows, want[i].windows);
+        assert_int_equal(v->last_ms, want[i].last_ms);
+        assert_int_equal(v->combine, want[i].combine);
+        assert_int_equal(v->at, EDDY_VIEW_STREAM_TIME);
+        assert_int_equal(eddy_view_def_window_count(v), want[i].windows ? want[i].windows : 5);
+    }
+    const eddy_view_def_t *v = eddy_topology_view(topo, 1);
+    assert_true(v->key_from_param);
+    assert_string_equal(v->param, "endpoint");
+    v = eddy_topology_view(topo, 2);
+    assert_true(v->agg_selected[0]);
+    assert_false(v->agg_selected[1]); /* failed: only in having */
+    assert_string_equal(eddy_predicate_text(v->having), "failed > 0");
+    v = eddy_topology_view(topo, 3);
+    assert_int_equal(v->share, 0);
+    json_t *j = eddy_topology_to_json(topo);
+    json_t *views = json_object_get(j, "views");
+    assert_int_equal(json_array_size(views), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(views, 2), "having")),
+                        "failed > 0");
+    json_t *graph = json_object_get(j, "graph");
+    assert_int_equal(json_array_size(json_object_get(graph, "nodes")), 9);
+    assert_int_equal(json_array_size(json_object_get(graph, "edges")), 8);
+    json_decref(j);
+    eddy_topology_destroy(topo);
+}
+
+/* A topology of two stores, s (tumbling 1m, 2 h retention: 120 windows) and h
+ * (hopping 5m by 1m), and the views `views`. */
+#define VIEWS(views)                                                                               \
+    "{" SOURCE ",'stores':[{" STORE_HEAD                                                           \
+    "'window':{'type':'tumbling','size':'1m','retention':'2h'},'aggregates':[" COUNT               \
+    ",{'name':'errors','op':'count_if','where':'status >= 500'},"                                  \
+    "{'name':'p50','op':'percentile','field':'x','q':0.5}]},"                                      \
+    "{'name':'h','group_by':[],'window':{'type':'hopping','size':'5m','advance':'1m'},"            \
+    "'aggregates':[" COUNT "]}],'views':{" views "}}"
+
+static void test_bad_views(void **state)
+{
+    static const struct {
+        const char *json, *error;
+    } cases[] = {
+        {VIEWS("'v':{'route':'/api/v','store':'nope','windows':1}"),
+         "bad.json: $.views.v.store: no store named \"nope\" (the stores are s, h)"},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'aggregates':['count','p99']}"),
+         "bad.json: $.views.v.aggregates: store \"s\" has no aggregate \"p99\" (it has count, "
+         "errors, p50)"},
+        {VIEWS("'v':{'route':'api/v','store':'s','windows':1}"),
+         "bad.json: $.views.v.route: expected a route such as "
+         "\"/api/metrics/endpoint/{endpoint}\": \"/api/\", then non-empty segments of letters, "
+         "digits, '-', '.', '_', '~', or one {parameter}, got \"api/v\""},
+        {VIEWS("'v':{'route':'/api/v//x','store':'s','windows':1}"),
+         "bad.json: $.views.v.route: expected a route such as "
+         "\"/api/metrics/endpoint/{endpoint}\": \"/api/\", then non-empty segments of letters, "
+         "digits, '-', '.', '_', '~', or one {parameter}, got \"/api/v//x\""},
+        {VIEWS("'v':{'route':'/api/{a}/{b}','store':'s','windows':1,'key':'{a}'}"),
+         "bad.json: $.views.v.route: a route has at most one {parameter} (the group key), got "
+         "\"/api/{a}/{b}\""},
+        {VIEWS("'v':{'route':'/api/stores/x','store':'s','windows':1}"),
+         "bad.json: $.views.v.route: the route \"/api/stores/x\" belongs to eddy's own API "
+         "(/api/stores); choose another, such as \"/api/metrics/...\""},
+        {VIEWS("'v':{'route':'/api/v/{endpoint}','store':'s','windows':1}"),
+         "bad.json: $.views.v: the route's parameter {endpoint} is not used: add \"key\": "
+         "\"{endpoint}\" to select the group key by it"},
+        {VIEWS("'v':{'route':'/api/v/{endpoint}','store':'s','windows':1,'key':'{ep}'}"),
+         "bad.json: $.views.v.key: expected \"{endpoint}\" (the route's parameter) or a literal "
+         "group key, got \"{ep}\""},
+        {VIEWS("'v':{'route':'/api/v','store':'s'}"),
+         "bad.json: $.views.v: missing \"windows\" (how many windows, the current one included) "
+         "or \"last\" (a duration of event time, such as \"5m\")"},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'last':'5m'}"),
+         "bad.json: $.views.v.last: give either \"windows\" or \"last\", not both"},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':0}"),
+         "bad.json: $.views.v.windows: expected how many windows, the current one included (1 "
+         "to 4096), got 0"},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':121}"),
+         "bad.json: $.views.v.windows: store \"s\" keeps 120 windows (retention / advance), the "
+         "view asks for 121"},
+        {VIEWS("'v':{'route':'/api/v','store':'h','last':'5m','combine':'merge'}"),
+         "bad.json: $.views.v.last: store \"h\" has hopping windows, which overlap: merging 5 of "
+         "them would count events several times; use \"windows\": 1 (the current window already "
+         "covers the last 5m) or \"combine\": \"series\""},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'combine':'sum'}"),
+         "bad.json: $.views.v.combine: expected \"series\" or \"merge\", got \"sum\""},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'at':'wall'}"),
+         "bad.json: $.views.v.at: expected \"stream_time\" or \"now\", got \"wall\""},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'having':'errors >'}"),
+         "bad.json: $.views.v.having: column 9: expected a number, a quoted string, true or false "
+         "after '>', got the end of the text"},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'having':'status > 1'}"),
+         "bad.json: $.views.v.having: \"having\" compares \"key\" or aggregates of store \"s\" "
+         "(count, errors, p50), got \"status\""},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'share':'count'}"),
+         "bad.json: $.views.v.share: \"share\" needs \"combine\": \"merge\" (a share of the total "
+         "over keys)"},
+        {VIEWS("'v':{'route':'/api/v','store':'s','windows':1,'combine':'merge','share':'p50'}"),
+         "bad.json: $.views.v.share: a share divides a count, count_if or sum by its total over "
+         "keys, but \"p50\" is a percentile"},
+        {VIEWS("'v':{'route':'/api/v/{a}','store':'s','windows':1,'key':'{a}'},"
+               "'w':{'route':'/api/v/{b}','store':'s','windows':1,'key':'{b}'}"),
+         "bad.json: $.views.w.route: the route \"/api/v/{b}\" is already served by view \"v\" "
+         "(\"/api/v/{a}\")"},
+        {VIEWS("'v':{'route':'/api/v','store':'s','window':1}"),
+         "bad.json: $.views.v.window: unknown key in a view; did you mean \"windows\"?"},
+        {VIEWS("'a b':{'route':'/api/v','store':'s','windows':1}"),
+         "bad.json: $.views[\"a b\"]: expected a view name of 1 to 64 letters, digits, '_' or "
+         "'-', got \"a b\""},
+        {"{" SOURCE ",'stores':[{" STORE_HEAD WINDOW ",'aggregates':[" COUNT "]}],'views':[]}",
+         "bad.json: $.views: expected an object of views by name, such as {\"errors\": "
+         "{\"route\": \"/api/metrics/errors\", ...}}, got an empty array"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[1024] = "";
+        eddy_topology_t *topo = load_quoted(cases[i].json, err, sizeof(err));
+        if (topo)
+            fail_msg("case %zu loaded", i);
+        if (strcmp(err, cases[i].error))
+            fail_msg("case %zu:\n  got  %s\n  want %s", i, err, cases[i].error);
+    }
+    /* A literal key and a view of the wall clock load. */
+    char err[1024] = "";
+    eddy_topology_t *topo = load_quoted(
+        VIEWS("'v':{'route':'/api/v','store':'s','key':'/api/orders','windows':3,'at':'now'}"), err,
+        sizeof(err));
+    if (!topo)
+        fail_msg("%s", err);
+    assert_string_equal(eddy_topology_view(topo, 0)->key, "/api/orders");
+    assert_int_equal(eddy_topology_view(topo, 0)->at, EDDY_VIEW_NOW);
+    eddy_topology_destroy(topo);
+}
+
 static void test_bad_files(void **state)
 {
     static const struct {
@@ -519,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_monitoring_example), cmocka_unit_test(test_activity_example),
         cmocka_unit_test(test_describe_json),      cmocka_unit_test(test_format_conveniences),
         cmocka_unit_test(test_bad_strings),        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_monitoring_views),   cmocka_unit_test(test_bad_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
