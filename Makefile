@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 EDDY       := $(BUILD)/eddy
 
-.PHONY: all build deps demo test unit asan tsan format format-check bench bench-quick clean help
+.PHONY: all build deps demo test unit asan tsan format format-check bench bench-quick clean help screenshot
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make format       reformat the C sources with clang-format"
 	@echo "make format-check fail if any C source is not clang-formatted"
 	@echo "make bench        the benchmark suite (bench/)"
+	@echo "make screenshot   the browser test, saving docs/dashboard.png"
 
 # Installs only what is missing; a no-op on a machine that has everything.
 deps:
@@ -47,6 +48,9 @@ asan:
 	$(MAKE) build BUILD=build-asan BUILD_TYPE=Asan WERROR=ON
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+screenshot: build
+	node tests/ui/dashboard.test.mjs $(EDDY) docs/dashboard.png
 
 tsan:
 	$(MAKE) build BUILD=build-tsan BUILD_TYPE=Tsan WERROR=ON

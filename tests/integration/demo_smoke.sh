@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # demo_smoke.sh EDDY_BIN — README command #1 keeps working: scripts/demo (what
 # `make demo` runs) starts broker, generator and processor, the processor commits
-# records and answers window queries, and a stop signal ends everything with exit
-# status 0 and no process left behind.
+# records and answers window queries, serves the dashboard at / when it is built
+# (<dir of EDDY_BIN>/ui/dist), and a stop signal ends everything with exit status 0
+# and no process left behind.
 set -euo pipefail
 eddy=${1:?usage: demo_smoke.sh EDDY_BIN}
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,6 +24,16 @@ done
 windows=$(curl -sf "http://127.0.0.1:$port/api/stores/requests_per_endpoint/windows?from=0&to=9999999999999" |
   python3 -c 'import json, sys; print(len(json.load(sys.stdin)["windows"]))')
 [[ $windows -gt 0 ]] || { echo "demo_smoke: no windows served"; exit 1; }
+page="not built"
+if [[ -f "$(dirname "$eddy")/ui/dist/index.html" ]]; then
+  curl -sf "http://127.0.0.1:$port/" | grep -q 'src="app.js"' ||
+    { echo "demo_smoke: GET / does not serve the dashboard"; exit 1; }
+  curl -sf -o /dev/null "http://127.0.0.1:$port/app.js" ||
+    { echo "demo_smoke: GET /app.js failed"; exit 1; }
+  grep -q "dashboard  http://127.0.0.1:$port/" "$out" ||
+    { echo "demo_smoke: the demo did not print the dashboard's URL"; cat "$out"; exit 1; }
+  page="served"
+fi
 children=$(pgrep -P $demo | tr '\n' ' ')
 kill -TERM $demo
 rc=0; wait $demo || rc=$?
@@ -30,4 +41,4 @@ rc=0; wait $demo || rc=$?
 for pid in $children; do
   if kill -0 "$pid" 2>/dev/null; then echo "demo_smoke: process $pid outlived the demo"; exit 1; fi
 done
-echo "demo_smoke: ok ($windows windows served; clean stop)"
+echo "demo_smoke: ok ($windows windows served; dashboard $page; clean stop)"
