@@ -158,12 +158,10 @@ static eddy_err_t check_topics(eddy_runtime_t *rt, char *errstr, size_t errstr_s
                                cfg->n_consumer_props, errstr, errstr_size);
     if (!conf)
         return EDDY_ERR_INVALID;
-    char rderr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "%s", rderr);
-    }
+    rd_kafka_t *rk =
+        eddy_config_kafka_new(RD_KAFKA_PRODUCER, conf, "metadata client", errstr, errstr_size);
+    if (!rk)
+        return EDDY_ERR_KAFKA;
     const char *source = rt->source_topic;
     eddy_err_t err = eddy_topics_check(rk, cfg->bootstrap_servers, "source", &source, 1,
                                        &rt->source_partitions, errstr, errstr_size);

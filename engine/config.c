@@ -273,6 +273,18 @@ bad:
     return NULL;
 }
 
+rd_kafka_t *eddy_config_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                                  char *errstr, size_t errstr_size)
+{
+    char rderr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, rderr, sizeof(rderr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create the %s: %s", what, rderr);
+    }
+    return rk;
+}
+
 void eddy_config_log(const eddy_config_t *cfg)
 {
     for (size_t i = 0; i < N_KEYS; i++) {

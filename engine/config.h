@@ -79,6 +79,11 @@ rd_kafka_conf_t *eddy_config_kafka_conf(const char *what, const char *const (*de
                                         size_t n, const eddy_kv_t *props, int n_props, char *errstr,
                                         size_t errstr_size);
 
+/** Creates a librdkafka client of `type` from `conf` (taken over: destroyed if
+ *  creation fails). NULL with "cannot create the WHAT: <reason>" in errstr. */
+rd_kafka_t *eddy_config_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                                  char *errstr, size_t errstr_size);
+
 /** Writes every setting, one `key=value` per line, to the log at INFO. */
 void eddy_config_log(const eddy_config_t *cfg);
 

@@ -245,13 +245,7 @@ static rd_kafka_t *new_client(eddy_instances_t *inst, rd_kafka_type_t type, char
     snprintf(group, sizeof(group), "%s-reader", inst->id);
     if (c)
         rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
-    char rderr[256];
-    rd_kafka_t *rk = rd_kafka_new(type, conf, rderr, sizeof(rderr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "instances client: %s", rderr);
-    }
-    return rk;
+    return eddy_config_kafka_new(type, conf, "instances client", errstr, errstr_size);
 }
 
 eddy_instances_t *eddy_instances_start(eddy_runtime_t *rt, char *errstr, size_t errstr_size)

@@ -73,14 +73,10 @@ static rd_kafka_t *make_producer(eddy_sink_t *sink, char *errstr, size_t errstr_
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, sink);
-    char rderr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create the sink producer: %s",
-                  rderr);
+    rd_kafka_t *rk =
+        eddy_config_kafka_new(RD_KAFKA_PRODUCER, conf, "sink producer", errstr, errstr_size);
+    if (!rk)
         return NULL;
-    }
     if (!sink->eos)
         return rk;
     /* Fences an older emitter with the same id and aborts what it left open. */
@@ -115,12 +111,10 @@ static eddy_err_t load_progress(eddy_sink_t *sink, char *errstr, size_t errstr_s
         rt->cfg->consumer_props, rt->cfg->n_consumer_props, errstr, errstr_size);
     if (!conf)
         return EDDY_ERR_INVALID;
-    char rderr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "%s", rderr);
-    }
+    rd_kafka_t *rk =
+        eddy_config_kafka_new(RD_KAFKA_CONSUMER, conf, "sink progress reader", errstr, errstr_size);
+    if (!rk)
+        return EDDY_ERR_KAFKA;
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, rt->sinks_topic, 0)->offset =
         RD_KAFKA_OFFSET_BEGINNING;

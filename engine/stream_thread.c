@@ -116,13 +116,10 @@ static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t 
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, st);
-    char rderr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create a producer: %s", rderr);
+    rd_kafka_t *rk =
+        eddy_config_kafka_new(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
+    if (!rk)
         return NULL;
-    }
     if (!st->eos)
         return rk;
     for (int attempt = 1;; attempt++) {
@@ -613,13 +610,7 @@ static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t 
         return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, st);
-    char rderr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create a consumer: %s", rderr);
-    }
-    return rk;
+    return eddy_config_kafka_new(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
 }
 
 static void *thread_main(void *arg)

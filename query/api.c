@@ -25,6 +25,7 @@
  */
 #include "query/api.h"
 #include "engine/instances.h"
+#include "query/answer_cache.h"
 #include "engine/log.h"
 #include "engine/util.h"
 #include "query/cluster_query.h"
@@ -41,11 +42,12 @@
 #include <unistd.h>
 
 struct eddy_api_s {
-    eddy_runtime_t *rt;          /* borrowed */
-    eddy_http_t *http;           /* the server (query/http.c) */
-    eddy_prom_sources_t metrics; /* what GET /metrics reads (query/prometheus.c) */
-    eddy_view_query_t *views;    /* the topology's views and per-key series (view_query.c) */
-    eddy_ws_t *ws;               /* GET /ws (query/ws.c) */
+    eddy_runtime_t *rt;           /* borrowed */
+    eddy_answer_cache_t *answers; /* windows answers until the state changes (answer_cache.h) */
+    eddy_http_t *http;            /* the server (query/http.c) */
+    eddy_prom_sources_t metrics;  /* what GET /metrics reads (query/prometheus.c) */
+    eddy_view_query_t *views;     /* the topology's views and per-key series (view_query.c) */
+    eddy_ws_t *ws;                /* GET /ws (query/ws.c) */
 };
 
 /* --- /api/stores ----------------------------------------------------------------- */
@@ -142,12 +144,26 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
     const char *local = eddy_http_query(req, "local");
     if (local && strcmp(local, "true") && strcmp(local, "false"))
         return eddy_http_error(resp, 400, "'local' must be true or false");
+    const char *key = eddy_http_query(req, "key");
+    char cache_key[320];
+    int n = snprintf(cache_key, sizeof(cache_key), "%s|%lld|%lld|%d|%s", def->name, (long long)from,
+                     (long long)to, local && !strcmp(local, "true"), key ? key : "\x01");
+    bool cacheable = n > 0 && (size_t)n < sizeof(cache_key);
+    const uint64_t gen = eddy_answer_generation(api->rt); /* before the state is read */
+    const int64_t at_ns = eddy_mono_ns();
+    if (cacheable && eddy_answer_cache_get(api->answers, cache_key, gen, resp))
+        return 0;
     char errstr[256];
-    json_t *body = windows_body(api->rt, def, from, to, eddy_http_query(req, "key"),
-                                local && !strcmp(local, "true"), errstr, sizeof(errstr));
+    json_t *body = windows_body(api->rt, def, from, to, key, local && !strcmp(local, "true"),
+                                errstr, sizeof(errstr));
     if (!body)
         return eddy_http_error(resp, 500, "%s", errstr);
-    return eddy_http_json(resp, 200, body);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return eddy_http_error(resp, 500, "out of memory");
+    return eddy_answer_cache_put(cacheable ? api->answers : NULL, cache_key, gen, at_ns, text,
+                                 resp);
 }
 
 /* A WebSocket subscription to a store (query/ws.h): the same body as GET
@@ -315,10 +331,21 @@ static char *static_dir(const eddy_config_t *cfg)
     return NULL;
 }
 
+static void api_free(eddy_api_t *api)
+{
+    eddy_answer_cache_destroy(api->answers);
+    free(api);
+}
+
 eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr, size_t errstr_size)
 {
     eddy_api_t *api = calloc(1, sizeof(*api));
+    if (!api) {
+        eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
     api->rt = rt;
+    api->answers = eddy_answer_cache_new(rt); /* NULL: answers are not cached */
     char *root = static_dir(rt->cfg);
     eddy_http_config_t cfg = {.listen = listen, .static_root = root};
     api->http = eddy_http_new(&cfg, errstr, errstr_size);
@@ -328,7 +355,7 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
         eddy_log_info("dashboard: not built (no ui/dist; `make` builds it with npm)");
     free(root);
     if (!api->http) {
-        free(api);
+        api_free(api);
         return NULL;
     }
     static const struct {
@@ -346,7 +373,7 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
                                    .allowed_origins = rt->cfg->ws_allowed_origins};
     if (!(api->ws = eddy_ws_new(&wcfg, errstr, errstr_size))) {
         eddy_http_destroy(api->http);
-        free(api);
+        api_free(api);
         return NULL;
     }
     eddy_ws_source(api->ws, NULL, ws_store_source, api);
@@ -363,7 +390,7 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
         eddy_http_destroy(api->http);
         eddy_ws_destroy(api->ws);
         eddy_view_query_destroy(api->views);
-        free(api);
+        api_free(api);
         return NULL;
     }
     eddy_log_info("HTTP API on http://%s (GET /api/stores, /api/health)", listen);
@@ -378,5 +405,5 @@ void eddy_api_stop(eddy_api_t *api)
     eddy_http_destroy(api->http);
     eddy_ws_destroy(api->ws);
     eddy_view_query_destroy(api->views);
-    free(api);
+    api_free(api);
 }

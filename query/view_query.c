@@ -13,6 +13,7 @@
  * Handlers run on the HTTP threads, concurrently, and only read the runtime.
  */
 #include "query/view_query.h"
+#include "query/answer_cache.h"
 #include "query/cluster_query.h"
 #include "engine/util.h"
 #include "query/window_query.h"
@@ -25,14 +26,17 @@
 #include <string.h>
 
 typedef struct view_route_s {
-    eddy_runtime_t *rt;          /* borrowed */
-    const eddy_view_def_t *view; /* borrowed from the topology */
+    eddy_runtime_t *rt;           /* borrowed */
+    const eddy_view_def_t *view;  /* borrowed from the topology */
+    eddy_answer_cache_t *answers; /* shared by the routes (answer_cache.h) */
 } view_route_t;
 
 struct eddy_view_query_s {
-    eddy_runtime_t *rt;   /* borrowed */
-    view_route_t *routes; /* one per view */
-    size_t n_routes;      /* how many */
+    eddy_runtime_t *rt;           /* borrowed */
+    eddy_answer_cache_t *answers; /* answers until the state changes; NULL: none */
+    view_route_t series;          /* GET /api/stores/{store}/keys/{key} */
+    view_route_t *routes;         /* one per view */
+    size_t n_routes;              /* how many */
 };
 
 /* floor(a / b) for b > 0, also for negative a. */
@@ -317,10 +321,25 @@ static int64_t view_at(const view_route_t *vr, const char **source)
     return vr->view->at == EDDY_VIEW_NOW ? eddy_now_ms() : eddy_windows_stream_time(vr->rt);
 }
 
+/* Answers with body (NULL: 500 with err), through the answer cache under key. */
+static int answer(const view_route_t *vr, const char *key, bool cacheable, uint64_t gen,
+                  int64_t at_ns, json_t *body, const char *err, eddy_http_resp_t *resp)
+{
+    if (!body)
+        return eddy_http_error(resp, 500, "%s", err);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return eddy_http_error(resp, 500, "out of memory");
+    return eddy_answer_cache_put(cacheable ? vr->answers : NULL, key, gen, at_ns, text, resp);
+}
+
 static int get_view(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
 {
     view_route_t *vr = opaque;
     const eddy_view_def_t *view = vr->view;
+    const uint64_t gen = eddy_answer_generation(vr->rt); /* before the state is read */
+    const int64_t at_ns = eddy_mono_ns();
     int64_t n = eddy_view_def_window_count(view);
     if (eddy_http_query_i64(req, resp, "windows", NULL, 1, view_max_windows(view), &n))
         return 0;
@@ -337,18 +356,25 @@ static int get_view(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
     if (local_param(req, resp, &local))
         return 0;
 
+    char ck[320];
+    int len = snprintf(ck, sizeof(ck), "view|%s|%lld|%lld|%s|%d|%s", view->name, (long long)n,
+                       (long long)at, at_source, local, key ? key : "\x01");
+    bool cacheable = len > 0 && (size_t)len < sizeof(ck);
+    if (cacheable && eddy_answer_cache_get(vr->answers, ck, gen, resp))
+        return 0;
     char err[512];
     json_t *body = view_body(vr, n, at, at_source, key, local, err, sizeof(err));
-    if (!body)
-        return eddy_http_error(resp, 500, "%s", err);
-    return eddy_http_json(resp, 200, body);
+    return answer(vr, ck, cacheable, gen, at_ns, body, err, resp);
 }
 
 /* --- GET /api/stores/{store}/keys/{key} ------------------------------------------------ */
 
 static int get_key_series(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
 {
-    eddy_runtime_t *rt = opaque;
+    const view_route_t *vr = opaque;
+    eddy_runtime_t *rt = vr->rt;
+    const uint64_t gen = eddy_answer_generation(rt); /* before the state is read */
+    const int64_t at_ns = eddy_mono_ns();
     const char *name = eddy_http_param(req, "store");
     const char *key = eddy_http_param(req, "key");
     const eddy_store_def_t *def = eddy_topology_store_by_name(rt->topo, name);
@@ -363,6 +389,12 @@ static int get_key_series(eddy_http_req_t *req, eddy_http_resp_t *resp, void *op
                                (long long)to);
     bool local = false;
     if (local_param(req, resp, &local))
+        return 0;
+    char ck[320];
+    int len = snprintf(ck, sizeof(ck), "series|%s|%lld|%lld|%d|%s", def->name, (long long)from,
+                       (long long)to, local, key);
+    bool cacheable = len > 0 && (size_t)len < sizeof(ck);
+    if (cacheable && eddy_answer_cache_get(vr->answers, ck, gen, resp))
         return 0;
     const int store = (int)def->index;
     read_ctx_t r = {
@@ -387,8 +419,7 @@ static int get_key_series(eddy_http_req_t *req, eddy_http_resp_t *resp, void *op
     if (corrupt)
         json_object_set_new(body, "warning",
                             json_string("some stored windows could not be read and were left out"));
-    eddy_http_json(resp, 200, body);
-    return 0;
+    return answer(vr, ck, cacheable, gen, at_ns, body, NULL, resp);
 }
 
 /* WebSocket subscriptions "view:NAME" with params {"key", "windows", "at",
@@ -458,13 +489,17 @@ eddy_view_query_t *eddy_view_query_new(eddy_http_t *http, eddy_runtime_t *rt, ch
     }
     vq->rt = rt;
     vq->n_routes = n;
-    if (eddy_http_route(http, "GET", "/api/stores/{store}/keys/{key}", get_key_series, rt)) {
+    vq->answers = eddy_answer_cache_new(rt); /* NULL: answers are not cached */
+    vq->series = (view_route_t){.rt = rt, .answers = vq->answers};
+    if (eddy_http_route(http, "GET", "/api/stores/{store}/keys/{key}", get_key_series,
+                        &vq->series)) {
         eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
                   "cannot route GET /api/stores/{store}/keys/{key}");
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
-        vq->routes[i] = (view_route_t){.rt = rt, .view = eddy_topology_view(rt->topo, i)};
+        vq->routes[i] = (view_route_t){
+            .rt = rt, .view = eddy_topology_view(rt->topo, i), .answers = vq->answers};
         if (eddy_http_route(http, "GET", vq->routes[i].view->route, get_view, &vq->routes[i])) {
             eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
                       "view '%s': cannot route GET %s (another route of the same shape?)",
@@ -482,6 +517,7 @@ void eddy_view_query_destroy(eddy_view_query_t *vq)
 {
     if (!vq)
         return;
+    eddy_answer_cache_destroy(vq->answers);
     free(vq->routes);
     free(vq);
 }

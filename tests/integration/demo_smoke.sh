@@ -9,6 +9,7 @@ eddy=${1:?usage: demo_smoke.sh EDDY_BIN}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 out=$(mktemp)
+start=$(date +%s.%N)
 EDDY_DEMO_HTTP=127.0.0.1:$port EDDY_DEMO_RATE=5000 "$here/scripts/demo" "$eddy" >"$out" 2>&1 &
 demo=$!
 trap 'kill -9 $demo 2>/dev/null || true; pkill -9 -P $demo 2>/dev/null || true; rm -f "$out"' EXIT
@@ -21,6 +22,10 @@ sys.exit(0 if t["committed_records"] > 1000 else 1)' 2>/dev/null; then ok=1; bre
   sleep 0.1
 done
 [[ $ok == 1 ]] || { echo "demo_smoke: the processor committed nothing within 60 s"; cat "$out"; exit 1; }
+# Issue 6: the dashboard is live (data committed and served) within 30 s of the start.
+live=$(python3 -c "import sys; print(round($(date +%s.%N) - $start, 1))")
+python3 -c "import sys; sys.exit(0 if $live < 30 else 1)" ||
+  { echo "demo_smoke: data only after $live s (the goal is 30 s)"; cat "$out"; exit 1; }
 windows=$(curl -sf "http://127.0.0.1:$port/api/stores/requests_per_endpoint/windows?from=0&to=9999999999999" |
   python3 -c 'import json, sys; print(len(json.load(sys.stdin)["windows"]))')
 [[ $windows -gt 0 ]] || { echo "demo_smoke: no windows served"; exit 1; }
@@ -41,4 +46,4 @@ rc=0; wait $demo || rc=$?
 for pid in $children; do
   if kill -0 "$pid" 2>/dev/null; then echo "demo_smoke: process $pid outlived the demo"; exit 1; fi
 done
-echo "demo_smoke: ok ($windows windows served; dashboard $page; clean stop)"
+echo "demo_smoke: ok (data after $live s; $windows windows served; dashboard $page; clean stop)"
