@@ -3,6 +3,7 @@
  * ordering, since each value is a monotonic count read for display only.
  */
 #include "engine/runtime.h"
+#include "engine/util.h"
 #include "topology/sketch.h"
 
 const double eddy_commit_bucket_bounds[EDDY_COMMIT_BUCKETS] = {
@@ -37,6 +38,8 @@ void eddy_metrics_commit(eddy_metrics_t *m, int64_t ns, size_t dirty)
     eddy_sketch_add(m->commit_ms, (double)ns / 1e6);
     pthread_mutex_unlock(&m->commit_lock);
     atomic_fetch_add_explicit(&m->commits, 1, memory_order_relaxed);
+    atomic_store_explicit(&m->last_commit_ms, eddy_now_ms(), memory_order_relaxed);
+    atomic_store_explicit(&m->brokers_down, 0, memory_order_relaxed); /* it reached them */
     atomic_fetch_add_explicit(&m->commit_ns_total, ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->dirty_written, (long long)dirty, memory_order_relaxed);
     double s = (double)ns / 1e9;

@@ -61,6 +61,8 @@ typedef struct eddy_metrics_s {
     atomic_llong restores;                   /* task restores finished */
     atomic_llong restored_records;           /* changelog records they read */
     atomic_llong producer_restarts;          /* producers recreated after a fatal error */
+    atomic_llong last_commit_ms;             /* wall clock of the last commit; 0: none yet */
+    atomic_int brokers_down;                 /* a client saw all brokers down since then */
     pthread_mutex_t commit_lock;             /* guards commit_ms */
     struct eddy_sketch_s *commit_ms;         /* commit latencies (ms), 1% relative error */
     eddy_partition_stats_t parts[EDDY_MAX_PARTITIONS]; /* per input partition */

@@ -92,6 +92,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
         eddy_task_marker_delivered(msg->_private, msg->offset);
 }
 
+/* librdkafka's errors, for the log and /api/health's "broker": with this set it no
+ * longer logs them itself. "All brokers down" holds until the next commit. */
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    eddy_stream_thread_t *st = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        atomic_store(&st->rt->metrics.brokers_down, 1);
+    eddy_log_warn("%s: %s", rd_kafka_name(rk), reason);
+}
+
 static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t errstr_size)
 {
     const eddy_config_t *cfg = st->rt->cfg;
@@ -115,6 +125,7 @@ static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t 
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_opaque(conf, st);
     rd_kafka_t *rk =
         eddy_config_kafka_new(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
@@ -609,6 +620,7 @@ static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t 
     if (!conf)
         return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_opaque(conf, st);
     return eddy_config_kafka_new(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
 }

@@ -277,6 +277,41 @@ static json_t *health_body(eddy_runtime_t *rt)
                                                                                : "at_least_once"));
     json_object_set_new(body, "partitions", parts);
     json_object_set_new(body, "totals", totals);
+    /* Broker connectivity: connected while commits reach the brokers. Either sign
+     * says they do not: "all brokers down" from a client since the last commit, or
+     * no commit for 3 commit intervals + 5 s (a thread blocked in a commit call
+     * serves no error events, so that sign can come late). */
+    int64_t last = atomic_load(&rt->metrics.last_commit_ms);
+    const int64_t stale_ms = 3 * rt->cfg->commit_interval_ms + 5000;
+    bool owns_any = false;
+    for (int p = 0; p < rt->source_partitions; p++)
+        owns_any = owns_any || atomic_load(&rt->metrics.parts[p].owner);
+    json_t *broker = json_object();
+    const bool down = atomic_load(&rt->metrics.brokers_down);
+    json_object_set_new(
+        broker, "connected", /* null: no commit yet, nothing known */
+        !down && last == 0
+            ? json_null()
+            : json_boolean(!down && (!owns_any || eddy_now_ms() - last <= stale_ms)));
+    json_object_set_new(broker, "last_commit_ms", last > 0 ? json_integer(last) : json_null());
+    json_object_set_new(broker, "last_commit_age_ms",
+                        last > 0 ? json_integer(eddy_now_ms() - last) : json_null());
+    json_object_set_new(body, "broker", broker);
+    /* Per stream thread: its tasks, running and restoring. */
+    json_t *threads = json_array();
+    for (int t = 1; t <= rt->cfg->num_stream_threads; t++) {
+        int running = 0, restoring = 0;
+        for (int p = 0; p < rt->source_partitions; p++)
+            if (atomic_load(&rt->metrics.parts[p].owner) == t) {
+                if (atomic_load(&rt->metrics.parts[p].state) == EDDY_TASK_RESTORING)
+                    restoring++;
+                else
+                    running++;
+            }
+        json_array_append_new(threads, json_pack("{s:i, s:i, s:i}", "thread", t, "running", running,
+                                                 "restoring", restoring));
+    }
+    json_object_set_new(body, "stream_threads", threads);
     if (rt->instances)
         json_object_set_new(body, "instances", eddy_instances_json(rt->instances));
     return body;

@@ -514,6 +514,11 @@ static void write_engine(eddy_prom_t *prom, eddy_runtime_t *rt)
     eddy_prom_metric(prom, "eddy_restored_records_total", EDDY_PROM_COUNTER,
                      "Changelog records read by finished restores.",
                      (double)LOAD(m->restored_records));
+    int64_t last = LOAD(m->last_commit_ms);
+    eddy_prom_metric(prom, "eddy_last_commit_timestamp_seconds", EDDY_PROM_GAUGE,
+                     "Wall-clock time of the last successful commit (0: none yet); alert on "
+                     "time() minus this.",
+                     (double)last / 1000.0);
 }
 
 static void write_stores(eddy_prom_t *prom, eddy_runtime_t *rt)

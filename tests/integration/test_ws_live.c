@@ -17,11 +17,13 @@
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define T0     1699999980000LL /* a minute boundary */
@@ -246,11 +248,45 @@ static void test_view_subscription(void **state)
     json_decref(j);
 }
 
+/* /api/health's "broker" while the (only) broker is down and after it is back. */
+static bool broker_connected(fixture_t *fx)
+{
+    int status = 0;
+    json_t *h = eddy_test_get_json(fx->port, "/api/health", &status);
+    assert_int_equal(status, 200);
+    json_t *b = json_object_get(h, "broker");
+    assert_true(json_is_boolean(json_object_get(b, "connected")));
+    bool up = json_is_true(json_object_get(b, "connected"));
+    assert_int_equal(json_array_size(json_object_get(h, "stream_threads")), 2);
+    json_decref(h);
+    return up;
+}
+
+static void wait_connected(fixture_t *fx, bool want)
+{
+    for (int i = 0; i < 300 && broker_connected(fx) != want; i++) {
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(broker_connected(fx) == want);
+}
+
+static void test_health_shows_broker_connectivity(void **state)
+{
+    fixture_t *fx = *state;
+    wait_connected(fx, true);
+    rd_kafka_mock_broker_set_down(eddy_broker_mock(fx->broker), 1);
+    wait_connected(fx, false);
+    rd_kafka_mock_broker_set_up(eddy_broker_mock(fx->broker), 1);
+    wait_connected(fx, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_then_update),
         cmocka_unit_test(test_view_subscription),
+        cmocka_unit_test(test_health_shows_broker_connectivity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
