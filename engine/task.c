@@ -178,6 +178,14 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     task->state = EDDY_TASK_RESTORING;
     task->incarnation = new_incarnation();
     task->stats = &rt->metrics.parts[partition];
+    /* The partition's counters go on from what earlier tasks of it in this process
+     * counted (a partition that moves between threads, or away and back, gets a
+     * new task): totals stay per process, and Prometheus counters never go down. */
+    task->processed = task->committed_counts[0] = atomic_load(&task->stats->processed);
+    task->late = task->committed_counts[1] = atomic_load(&task->stats->late);
+    task->undecodable = task->committed_counts[2] = atomic_load(&task->stats->undecodable);
+    task->cache_hits = (uint64_t)atomic_load(&task->stats->cache_hits);
+    task->cache_misses = (uint64_t)atomic_load(&task->stats->cache_misses);
     task->n_stores = eddy_topology_store_count(rt->topo);
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
