@@ -487,7 +487,7 @@ static int ws_expect_close(eddy_test_http_conn_t *conn)
 
 static void wait_stat(server_t *s, size_t field_offset, uint64_t want)
 {
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 1500; i++) { /* 15 s: sanitizers on a busy machine */
         eddy_ws_stats_t st;
         eddy_ws_stats(s->ws, &st);
         if (*(uint64_t *)((char *)&st + field_offset) == want)
@@ -554,6 +554,8 @@ static void test_handshake(void **state)
         eddy_test_http_close(conn);
     }
     eddy_test_http_resp_free(&r);
+    /* The ws thread counts a client after its 101 went out: wait for both. */
+    wait_stat(&s, offsetof(eddy_ws_stats_t, clients_total), 2);
     wait_stat(&s, offsetof(eddy_ws_stats_t, clients_open), 0);
     eddy_ws_stats_t st;
     eddy_ws_stats(s.ws, &st);
