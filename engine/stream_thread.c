@@ -550,7 +550,11 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
      * assignment was lost: the group gave the partitions away already and their
      * new owner may be writing; what was not committed is redone there. */
     bool lost = rd_kafka_assignment_lost(st->rk);
-    if (!lost && commit_tasks(st, false))
+    /* While the thread stops, rd_kafka_consumer_close() calls this: the thread
+     * committed just before closing, and a commit from inside the close can hang
+     * for good (rd_kafka_consumer_group_metadata() waits on the closing group;
+     * seen after a broker outage). */
+    if (!lost && !atomic_load(&st->stop) && commit_tasks(st, false))
         eddy_log_error("could not commit revoked tasks; they will resume from the last "
                        "successful commit");
     for (int i = 0; i < parts->cnt; i++) {
