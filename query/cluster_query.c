@@ -392,28 +392,6 @@ static void merge_answer(eddy_runtime_t *rt, int store, ask_t *a, eddy_cache_t *
         }
 }
 
-typedef struct collect_ctx_s {
-    eddy_cache_entry_t **entries; /* all merged windows */
-    size_t n;                     /* used */
-} collect_ctx_t;
-
-static void collect(eddy_cache_entry_t *e, void *opaque)
-{
-    collect_ctx_t *c = opaque;
-    c->entries[c->n++] = e;
-}
-
-static int by_start_key(const void *a, const void *b)
-{
-    const eddy_cache_entry_t *x = *(eddy_cache_entry_t *const *)a;
-    const eddy_cache_entry_t *y = *(eddy_cache_entry_t *const *)b;
-    if (x->window_start != y->window_start)
-        return x->window_start < y->window_start ? -1 : 1;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
-}
-
 /* Builds the request target of one ask. */
 static void ask_target(ask_t *a, const char *store, int64_t from, int64_t to, const char *key,
                        int partitions)
@@ -453,7 +431,7 @@ eddy_err_t eddy_windows_cluster(eddy_runtime_t *rt, int store, int64_t from, int
     eddy_peer_t *peers = NULL;
     ask_t *asks = NULL;
     size_t n_asks = 0;
-    collect_ctx_t c = {0};
+    eddy_cache_entry_t **sorted = NULL;
     eddy_err_t err = EDDY_OK;
     if (!merged) {
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -500,21 +478,17 @@ eddy_err_t eddy_windows_cluster(eddy_runtime_t *rt, int store, int64_t from, int
     if (!cov->local_only)
         for (int p = 0; p < partitions; p++)
             cov->unreachable[p] = !cov->covered[p];
-    size_t n = eddy_cache_count(merged);
-    c.entries = malloc((n ? n : 1) * sizeof(*c.entries));
-    if (!c.entries) {
+    size_t n = 0;
+    if (!(sorted = eddy_cache_sorted(merged, &n))) {
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out;
     }
-    eddy_cache_foreach(merged, collect, &c);
-    qsort(c.entries, c.n, sizeof(*c.entries), by_start_key);
-    for (size_t i = 0; i < c.n; i++)
-        fn(c.entries[i]->window_start, c.entries[i]->key, c.entries[i]->key_len,
-           c.entries[i]->state, opaque);
+    for (size_t i = 0; i < n; i++)
+        fn(sorted[i]->window_start, sorted[i]->key, sorted[i]->key_len, sorted[i]->state, opaque);
 out:
     if (corrupt)
         *corrupt = is_corrupt;
-    free(c.entries);
+    free(sorted);
     free(asks);
     free(peers);
     eddy_cache_destroy(merged);

@@ -124,50 +124,29 @@ static void on_window(int64_t start, const char *key, size_t key_len, const eddy
 
 /* --- merge answers ------------------------------------------------------------------ */
 
-typedef struct collect_ctx_s {
-    eddy_cache_entry_t **entries; /* every key */
-    size_t n;                     /* used */
-} collect_ctx_t;
-
-static void collect(eddy_cache_entry_t *e, void *opaque)
-{
-    collect_ctx_t *c = opaque;
-    c->entries[c->n++] = e;
-}
-
-static int by_key(const void *a, const void *b)
-{
-    const eddy_cache_entry_t *x = *(eddy_cache_entry_t *const *)a;
-    const eddy_cache_entry_t *y = *(eddy_cache_entry_t *const *)b;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
-}
-
 /* Sets "keys" (one row per key, by key, those `having` keeps) and "total" (their
  * merge) on body; with a share, each row's share of the total. */
 static eddy_err_t merge_answer(read_ctx_t *r, json_t *body)
 {
     const eddy_view_def_t *view = r->view;
-    collect_ctx_t c = {.entries = malloc((eddy_cache_count(r->keys) + 1) * sizeof(void *))};
+    size_t n = 0; /* every key at start 0: sorted by key */
+    eddy_cache_entry_t **entries = eddy_cache_sorted(r->keys, &n);
     eddy_agg_t *total = eddy_agg_new(r->layout);
-    if (!c.entries || !total) {
-        free(c.entries);
+    if (!entries || !total) {
+        free(entries);
         eddy_agg_destroy(total);
         return EDDY_ERR_NOMEM;
     }
-    eddy_cache_foreach(r->keys, collect, &c);
-    qsort(c.entries, c.n, sizeof(*c.entries), by_key);
     json_t *rows = json_array();
-    for (size_t i = 0; i < c.n; i++) {
+    for (size_t i = 0; i < n; i++) {
         json_t *row = json_object();
-        json_object_set_new(row, "key", json_stringn(c.entries[i]->key, c.entries[i]->key_len));
-        eddy_agg_to_json(r->layout, c.entries[i]->state, row);
+        json_object_set_new(row, "key", json_stringn(entries[i]->key, entries[i]->key_len));
+        eddy_agg_to_json(r->layout, entries[i]->state, row);
         if (!having(view, row)) {
             json_decref(row);
             continue;
         }
-        eddy_agg_merge(r->layout, total, c.entries[i]->state);
+        eddy_agg_merge(r->layout, total, entries[i]->state);
         json_array_append_new(rows, row);
     }
     json_t *tot = json_object();
@@ -189,7 +168,7 @@ static eddy_err_t merge_answer(read_ctx_t *r, json_t *body)
     drop_unselected(view, tot);
     json_object_set_new(body, "keys", rows);
     json_object_set_new(body, "total", tot);
-    free(c.entries);
+    free(entries);
     eddy_agg_destroy(total);
     return EDDY_OK;
 }

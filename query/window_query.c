@@ -52,28 +52,6 @@ static int merge_entry(int32_t task, int64_t start, const char *key, size_t key_
     return 0;
 }
 
-typedef struct collect_ctx_s {
-    eddy_cache_entry_t **entries; /* all merged windows */
-    size_t n;                     /* used */
-} collect_ctx_t;
-
-static void collect(eddy_cache_entry_t *e, void *opaque)
-{
-    collect_ctx_t *c = opaque;
-    c->entries[c->n++] = e;
-}
-
-static int by_start_key(const void *a, const void *b)
-{
-    const eddy_cache_entry_t *x = *(eddy_cache_entry_t *const *)a;
-    const eddy_cache_entry_t *y = *(eddy_cache_entry_t *const *)b;
-    if (x->window_start != y->window_start)
-        return x->window_start < y->window_start ? -1 : 1;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
-}
-
 eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int64_t to,
                                const char *key, eddy_window_fn *fn, void *opaque, bool *corrupt,
                                char *errstr, size_t errstr_size)
@@ -84,7 +62,7 @@ eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int6
                      .scratch = eddy_agg_new(rt->layouts[store]),
                      .key = key,
                      .key_len = key ? strlen(key) : 0};
-    collect_ctx_t c = {0};
+    eddy_cache_entry_t **sorted = NULL;
     eddy_err_t err = EDDY_OK;
     if (!m.merged || !m.scratch) {
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -95,21 +73,17 @@ eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int6
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory merging windows");
     if (err)
         goto out;
-    size_t n = eddy_cache_count(m.merged);
-    c.entries = malloc((n ? n : 1) * sizeof(*c.entries));
-    if (!c.entries) {
+    size_t n = 0;
+    if (!(sorted = eddy_cache_sorted(m.merged, &n))) {
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out;
     }
-    eddy_cache_foreach(m.merged, collect, &c);
-    qsort(c.entries, c.n, sizeof(*c.entries), by_start_key);
-    for (size_t i = 0; i < c.n; i++)
-        fn(c.entries[i]->window_start, c.entries[i]->key, c.entries[i]->key_len,
-           c.entries[i]->state, opaque);
+    for (size_t i = 0; i < n; i++)
+        fn(sorted[i]->window_start, sorted[i]->key, sorted[i]->key_len, sorted[i]->state, opaque);
 out:
     if (corrupt)
         *corrupt = m.corrupt;
-    free(c.entries);
+    free(sorted);
     eddy_cache_destroy(m.merged);
     eddy_agg_destroy(m.scratch);
     return err;

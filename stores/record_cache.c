@@ -155,6 +155,30 @@ void eddy_cache_foreach(eddy_cache_t *cache, eddy_cache_visit_fn *fn, void *opaq
             fn(cache->slots[i], opaque);
 }
 
+static int by_start_key(const void *a, const void *b)
+{
+    const eddy_cache_entry_t *x = *(eddy_cache_entry_t *const *)a;
+    const eddy_cache_entry_t *y = *(eddy_cache_entry_t *const *)b;
+    if (x->window_start != y->window_start)
+        return x->window_start < y->window_start ? -1 : 1;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+eddy_cache_entry_t **eddy_cache_sorted(eddy_cache_t *cache, size_t *n)
+{
+    eddy_cache_entry_t **entries = malloc((cache->count ? cache->count : 1) * sizeof(*entries));
+    *n = 0;
+    if (!entries)
+        return NULL;
+    for (size_t i = 0; i < cache->capacity; i++)
+        if (cache->slots[i])
+            entries[(*n)++] = cache->slots[i];
+    qsort(entries, *n, sizeof(*entries), by_start_key);
+    return entries;
+}
+
 /* Removes slot i and shifts later members of its probe run back (no tombstones). */
 static void remove_slot(eddy_cache_t *cache, size_t i)
 {

@@ -50,6 +50,11 @@ void eddy_cache_foreach_dirty(eddy_cache_t *cache, eddy_cache_visit_fn *fn, void
 /** Visits every entry (order unspecified). */
 void eddy_cache_foreach(eddy_cache_t *cache, eddy_cache_visit_fn *fn, void *opaque);
 
+/** Every entry, ordered by window start, then key (bytewise, shorter first), in
+ *  an array the caller frees; *n gets their count. NULL if out of memory. The
+ *  entries stay owned by the cache. */
+eddy_cache_entry_t **eddy_cache_sorted(eddy_cache_t *cache, size_t *n);
+
 /** Removes the clean entries whose window starts before `cutoff`; returns how
  *  many were removed. Dirty entries stay until they were committed. */
 size_t eddy_cache_evict_before(eddy_cache_t *cache, int64_t cutoff);

@@ -124,11 +124,40 @@ static void test_against_model(void **state)
     assert_true(left > 0);
 }
 
+/* eddy_cache_sorted: by window start, then key bytewise, a prefix first. */
+static void test_sorted(void **state)
+{
+    eddy_cache_t *c = eddy_cache_new(count_free, NULL);
+    size_t n = 99;
+    eddy_cache_entry_t **e = eddy_cache_sorted(c, &n);
+    assert_non_null(e);
+    assert_int_equal(n, 0);
+    free(e);
+    static const struct {
+        int64_t start;
+        const char *key;
+    } in[] = {{60000, "b"}, {0, "ab"}, {60000, "a"}, {-60000, "z"}, {0, "a"}, {0, "b"}};
+    for (size_t i = 0; i < 6; i++)
+        assert_non_null(eddy_cache_insert(c, in[i].start, in[i].key, strlen(in[i].key), malloc(1)));
+    e = eddy_cache_sorted(c, &n);
+    assert_int_equal(n, 6);
+    static const char *const want[] = {"z", "a", "ab", "b", "a", "b"};
+    static const int64_t want_start[] = {-60000, 0, 0, 0, 60000, 60000};
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(e[i]->window_start, want_start[i]);
+        assert_int_equal(e[i]->key_len, strlen(want[i]));
+        assert_memory_equal(e[i]->key, want[i], e[i]->key_len);
+    }
+    free(e);
+    eddy_cache_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_insert),
         cmocka_unit_test(test_against_model),
+        cmocka_unit_test(test_sorted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
