@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 EDDY       := $(BUILD)/eddy
 
-.PHONY: all build deps demo test unit asan tsan format format-check bench bench-quick clean help screenshot
+.PHONY: all build deps demo test unit asan tsan fuzz format format-check bench bench-quick clean help screenshot
 
 all: build
 
@@ -19,9 +19,11 @@ help:
 	@echo "make unit         unit tests only (no broker)"
 	@echo "make asan         the whole suite under ASan+UBSan (build-asan/)"
 	@echo "make tsan         the threaded tests under TSan (build-tsan/)"
+	@echo "make fuzz         the libFuzzer targets, a fixed number of runs each (build-fuzz/, clang)"
 	@echo "make format       reformat the C sources with clang-format"
 	@echo "make format-check fail if any C source is not clang-formatted"
-	@echo "make bench        the benchmark suite (bench/)"
+	@echo "make bench        the benchmark suite (bench/, ~30 min): docs/benchmarks.md"
+	@echo "make bench-quick  the same, short (< 3 min, noisier figures)"
 	@echo "make screenshot   the browser test, saving docs/dashboard.png"
 
 # Installs only what is missing; a no-op on a machine that has everything.
@@ -57,6 +59,13 @@ tsan:
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  ctest --output-on-failure -L unit -j $(JOBS)
 
+# libFuzzer needs clang; only the fuzz targets are built (docs/development.md).
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEDDY_WERROR=ON $(CMAKE_ARGS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_decode
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
 C_SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 format:
@@ -74,4 +83,4 @@ bench-quick: build
 	bench/run --quick $(BUILD)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

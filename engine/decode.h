@@ -1,7 +1,13 @@
 /*
  * decode.h — turns one input record into the event fields the topology uses
- * (its field table) and the event time. JSON via jansson for now; only the
- * fields in the table are looked at. Stateless: safe on any thread.
+ * (its field table) and the event time.
+ *
+ * The decoder scans the JSON record once, without allocating: it validates all
+ * of it (exactly what jansson 2.14's json_loadb() with flags 0 accepts) and
+ * extracts only the top-level members named in the field table. An eddy_decoder_t
+ * belongs to one thread (a task); the values it hands out borrow from the record
+ * and from the decoder's scratch buffer, so they live until the next decode with
+ * the same decoder or until the record is freed, whichever comes first.
  */
 #ifndef EDDY_DECODE_H
 #define EDDY_DECODE_H
@@ -9,24 +15,43 @@
 #include "eddy.h"
 #include "topology/topology_int.h"
 
-#include <jansson.h>
+/** A reusable decoder bound to one finished topology: the field lookup table and
+ *  a scratch buffer for unescaped strings (grown to the largest record seen). */
+typedef struct eddy_decoder_s eddy_decoder_t;
 
-/** What a decoded event holds on to: string values point into it. */
+/** What one decode tells besides the values. */
 typedef struct eddy_decoded_s {
-    json_t *root;  /* the parsed event (owned) */
     int64_t ts;    /* event time, epoch ms */
     int bad_field; /* on failure: the field-table slot at fault, or -1 */
 } eddy_decoded_t;
 
+/** A decoder for `topo`, which must outlive it; NULL if out of memory. */
+eddy_decoder_t *eddy_decoder_new(const eddy_topology_t *topo);
+
+/** Frees the decoder; values it handed out are gone with it. NULL is a no-op. */
+void eddy_decoder_destroy(eddy_decoder_t *decoder);
+
 /** Parses `len` bytes of JSON and fills values[] (indexed like the topology's field
- *  table; absent fields are EDDY_VALUE_MISSING) and dec->ts. On failure returns
- *  EDDY_ERR_INVALID with a static reason ("not a JSON object", ...) and owns
- *  nothing. On success release with eddy_decoded_release() once the values are no
- *  longer used. */
-eddy_err_t eddy_decode_json(const eddy_topology_t *topo, const void *buf, size_t len,
+ *  table; absent fields, objects and arrays are EDDY_VALUE_MISSING; a key given
+ *  twice counts with its last value) and dec->ts. A string value is str/len, not
+ *  NUL-terminated: it points into buf when it has no escapes, else into the
+ *  decoder's scratch; it lives until the next call with this decoder and as long
+ *  as buf. On failure returns EDDY_ERR_INVALID with a static reason ("not valid
+ *  JSON", "not a JSON object", ...) and dec->bad_field, or EDDY_ERR_NOMEM if the
+ *  scratch buffer could not grow. Never allocates once the scratch is as large as
+ *  the records. Call eddy_decoded_release() when done with the values. */
+eddy_err_t eddy_decode_json(eddy_decoder_t *decoder, const void *buf, size_t len,
                             eddy_value_t *values, eddy_decoded_t *dec, const char **reason);
 
+/** Ends the use of one decode's values. Holds nothing today; kept so callers
+ *  mark where the values stop being used. */
 void eddy_decoded_release(eddy_decoded_t *dec);
+
+/** The checks after extraction, shared with the reference decoder of the tests:
+ *  every field holds what the topology needs of it, and the event time is valid.
+ *  Sets dec->ts, or returns EDDY_ERR_INVALID with *reason and dec->bad_field. */
+eddy_err_t eddy_decode_check_fields(const eddy_topology_t *topo, const eddy_value_t *values,
+                                    eddy_decoded_t *dec, const char **reason);
 
 /** Parses an ISO-8601 UTC timestamp such as "2024-01-15T10:30:00.123Z" (fraction
  *  optional, up to 9 digits; 'Z' or a ±HH:MM offset) into epoch ms. */

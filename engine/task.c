@@ -67,6 +67,7 @@ struct eddy_task_s {
     task_store_t stores[EDDY_TOPOLOGY_MAX_STORES]; /* one per store */
     size_t n_stores;                               /* used */
     eddy_value_t values[EDDY_TOPOLOGY_MAX_FIELDS]; /* the current event's fields */
+    eddy_decoder_t *decoder;                       /* decodes records into values */
     uint8_t *buf;                                  /* serialization buffer */
     size_t buf_cap;                                /* its size */
     eddy_statedb_batch_t *flush_batch;             /* batch of the flush in progress */
@@ -207,7 +208,8 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     task->buf = malloc(task->buf_cap);
     task->keys = malloc((task->n_stores ? task->n_stores : 1) * MAX_KEY);
     task->restore_batch = eddy_statedb_batch_new();
-    if (!task->buf || !task->keys || !task->restore_batch ||
+    task->decoder = eddy_decoder_new(rt->topo);
+    if (!task->buf || !task->keys || !task->restore_batch || !task->decoder ||
         load_positions(task, errstr, errstr_size) != EDDY_OK) {
         eddy_task_destroy(task);
         return NULL;
@@ -230,6 +232,7 @@ void eddy_task_destroy(eddy_task_t *task)
     }
     atomic_store(&task->stats->owner, 0);
     eddy_statedb_batch_destroy(task->restore_batch);
+    eddy_decoder_destroy(task->decoder);
     free(task->buf);
     free(task->keys);
     free(task->dl);
@@ -353,7 +356,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
 
     eddy_decoded_t dec;
     const char *reason = NULL;
-    if (eddy_decode_json(task->rt->topo, msg->payload, msg->len, task->values, &dec, &reason)) {
+    if (eddy_decode_json(task->decoder, msg->payload, msg->len, task->values, &dec, &reason)) {
         note_undecodable(task, msg, reason, dec.bad_field);
         return;
     }
