@@ -29,6 +29,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -62,7 +63,27 @@ struct eddy_stream_thread_s {
     atomic_bool failed;                          /* ended on a fatal error */
     int64_t last_commit_ns;                      /* monotonic time of the last commit */
     int64_t last_group_commit_ns;                /* ... and of the last one sent to the group */
+    rd_kafka_queue_t *queue;                     /* the consumer's queue, read in batches */
+    /* The commit in flight: flushed, handed to the committer, not yet finished. */
+    bool in_flight;                      /* a commit is in flight */
+    bool in_commit[EDDY_MAX_PARTITIONS]; /* the tasks it holds */
+    int commit_running;                  /* how many */
+    size_t commit_dirty;                 /* window entries it holds */
+    int64_t commit_t0;                   /* when it began */
+    /* The committer thread: commit_transaction (or, at_least_once, flush) off
+     * the stream thread, so that processing goes on meanwhile. */
+    pthread_t committer;        /* runs committer_main */
+    bool committer_started;     /* committer is joinable */
+    pthread_mutex_t cm_lock;    /* guards the two below and cm_state's waits */
+    pthread_cond_t cm_cond;     /* cm_state changed */
+    atomic_int cm_state;        /* CM_IDLE, CM_BUSY, CM_DONE, CM_QUIT */
+    rd_kafka_error_t *cm_error; /* CM_DONE: the commit's error (owned) */
+    bool cm_flush_failed;       /* CM_DONE, at_least_once: flush timed out */
 };
+
+enum { CM_IDLE, CM_BUSY, CM_DONE, CM_QUIT };
+
+#define BATCH_MAX 512 /* records taken from the consumer's queue at once */
 
 /* How long one Kafka call of a commit may take: shorter once stopping, when a
  * commit that cannot finish is simply left undone (the last one stands). */
@@ -102,6 +123,26 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *op
     eddy_log_warn("%s: %s", rd_kafka_name(rk), reason);
 }
 
+/* Asks for the metadata of every topic the producer writes to, once: otherwise
+ * librdkafka learns of a topic at its first record and the first commit (the
+ * claims of the first tasks: on the way to serving) waits about a second for
+ * the next metadata round. A failure only costs that second. */
+static void warm_metadata(eddy_stream_thread_t *st, rd_kafka_t *rk)
+{
+    const eddy_runtime_t *rt = st->rt;
+    size_t n = eddy_topology_store_count(rt->topo);
+    for (size_t i = 0; i <= n; i++) {
+        const char *name = i < n ? rt->changelog_topics[i] : rt->dlq_topic;
+        rd_kafka_topic_t *rkt = name[0] ? rd_kafka_topic_new(rk, name, NULL) : NULL;
+        const struct rd_kafka_metadata *md = NULL;
+        if (!rkt)
+            continue;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+}
+
 static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t errstr_size)
 {
     const eddy_config_t *cfg = st->rt->cfg;
@@ -131,6 +172,7 @@ static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t 
         eddy_config_kafka_new(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
     if (!rk)
         return NULL;
+    warm_metadata(st, rk);
     if (!st->eos)
         return rk;
     for (int attempt = 1;; attempt++) {
@@ -350,19 +392,63 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
         start_restore(st, rolled[i]);
 }
 
-/* Commits the running tasks (see the top of this file). Fails only when local
- * state cannot be written; Kafka failures are recovered from here. Runs on the
- * stream thread (also from the rebalance callback). */
-static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
+/* The committer thread: waits for a commit handed over by commit_begin(), runs
+ * its blocking part (exactly_once_v2: commit the transaction, retrying what is
+ * retriable; at_least_once: wait for every delivery) and reports back. Delivery
+ * reports may be served here; the stream thread reads what they wrote only after
+ * CM_DONE, under cm_lock. */
+static void *committer_main(void *arg)
 {
+    eddy_stream_thread_t *st = arg;
+    pthread_mutex_lock(&st->cm_lock);
+    for (;;) {
+        while (atomic_load(&st->cm_state) == CM_IDLE || atomic_load(&st->cm_state) == CM_DONE)
+            pthread_cond_wait(&st->cm_cond, &st->cm_lock);
+        if (atomic_load(&st->cm_state) == CM_QUIT)
+            break;
+        pthread_mutex_unlock(&st->cm_lock);
+        rd_kafka_error_t *error = NULL;
+        bool flush_failed = false;
+        if (st->eos) {
+            for (int attempt = 1;; attempt++) {
+                error = rd_kafka_commit_transaction(st->producer, kafka_timeout(st));
+                if (!error || !rd_kafka_error_is_retriable(error) || attempt == COMMIT_RETRIES ||
+                    atomic_load(&st->stop))
+                    break;
+                eddy_log_warn("commit of the transaction: %s; retrying",
+                              rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+        } else {
+            flush_failed = rd_kafka_flush(st->producer, kafka_timeout(st)) != 0;
+        }
+        pthread_mutex_lock(&st->cm_lock);
+        st->cm_error = error;
+        st->cm_flush_failed = flush_failed;
+        atomic_store(&st->cm_state, CM_DONE);
+        pthread_cond_broadcast(&st->cm_cond);
+    }
+    pthread_mutex_unlock(&st->cm_lock);
+    return NULL;
+}
+
+/* Starts a commit of the running tasks (see the top of this file): steps 1 and 2
+ * and the offsets here, the rest by the committer while the thread goes on
+ * processing; commit_end() finishes it. A failure here is recovered from at
+ * once. */
+static void commit_begin(eddy_stream_thread_t *st)
+{
+    assert(!st->in_flight);
     int running = 0;
-    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
-        running += st->tasks[p] && eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING;
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
+        st->in_commit[p] = st->tasks[p] && eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING;
+        running += st->in_commit[p];
+    }
     st->last_commit_ns = eddy_mono_ns();
     if (running == 0 || !st->producer)
-        return EDDY_OK;
-    int64_t t0 = eddy_mono_ns();
-    char errstr[512];
+        return;
+    st->commit_t0 = st->last_commit_ns;
+    st->commit_running = running;
     const char *step = "produce";
     rd_kafka_error_t *error = NULL;
     eddy_statedb_batch_clear(st->batch);
@@ -373,23 +459,20 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
     }
     size_t dirty = 0;
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
-        eddy_task_t *task = st->tasks[p];
         size_t n = 0;
-        if (!task || eddy_task_state(task) != EDDY_TASK_RUNNING)
+        if (!st->in_commit[p])
             continue;
-        if (eddy_task_flush(task, st->batch, st->producer, &n))
+        if (eddy_task_flush(st->tasks[p], st->batch, st->producer, &n))
             goto failed;
         dirty += n;
     }
+    st->commit_dirty = dirty;
     if (st->eos) {
         rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(running);
-        for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
-            eddy_task_t *task = st->tasks[p];
-            if (task && eddy_task_state(task) == EDDY_TASK_RUNNING &&
-                eddy_task_next_offset(task) >= 0)
+        for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
+            if (st->in_commit[p] && eddy_task_next_offset(st->tasks[p]) >= 0)
                 rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset =
-                    eddy_task_next_offset(task);
-        }
+                    eddy_task_next_offset(st->tasks[p]);
         if (offsets->cnt > 0) {
             rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(st->rk);
             error = rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd,
@@ -401,31 +484,47 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
             step = "send offsets to the transaction";
             goto failed;
         }
-        for (int attempt = 1;; attempt++) {
-            error = rd_kafka_commit_transaction(st->producer, kafka_timeout(st));
-            if (!error || !rd_kafka_error_is_retriable(error) || attempt == COMMIT_RETRIES ||
-                atomic_load(&st->stop))
-                break;
-            eddy_log_warn("commit of the transaction: %s; retrying", rd_kafka_error_string(error));
-            rd_kafka_error_destroy(error);
-        }
-        if (error) {
-            step = "commit transaction";
-            goto failed;
-        }
-    } else if (rd_kafka_flush(st->producer, kafka_timeout(st))) {
-        step = "flush";
-        goto failed;
     }
+    pthread_mutex_lock(&st->cm_lock);
+    atomic_store(&st->cm_state, CM_BUSY);
+    pthread_cond_broadcast(&st->cm_cond);
+    pthread_mutex_unlock(&st->cm_lock);
+    st->in_flight = true;
+    return;
+failed:
+    recover(st, step, error);
+}
+
+/* Finishes the commit in flight, if there is one: waits for the committer (or,
+ * with !wait, returns at once while it is busy), then steps 3 and 4 for the
+ * tasks the commit holds. Fails only when local state cannot be written. */
+static eddy_err_t commit_end(eddy_stream_thread_t *st, bool wait, bool to_group)
+{
+    if (!st->in_flight)
+        return EDDY_OK;
+    if (!wait && atomic_load_explicit(&st->cm_state, memory_order_acquire) != CM_DONE)
+        return EDDY_OK;
+    pthread_mutex_lock(&st->cm_lock);
+    while (atomic_load(&st->cm_state) != CM_DONE)
+        pthread_cond_wait(&st->cm_cond, &st->cm_lock);
+    rd_kafka_error_t *error = st->cm_error;
+    bool flush_failed = st->cm_flush_failed;
+    st->cm_error = NULL;
+    atomic_store(&st->cm_state, CM_IDLE);
+    pthread_mutex_unlock(&st->cm_lock);
+    st->in_flight = false;
+
+    char errstr[512];
+    const char *step = st->eos ? "commit transaction" : "flush";
+    if (error || flush_failed)
+        goto failed;
     rd_kafka_poll(st->producer, 0); /* serves the delivery reports: marker offsets */
     if (st->delivery_failures) {
         step = "delivery";
         goto failed;
     }
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
-        eddy_task_t *task = st->tasks[p];
-        if (task && eddy_task_state(task) == EDDY_TASK_RUNNING &&
-            eddy_task_commit_positions(task, st->batch)) {
+        if (st->in_commit[p] && eddy_task_commit_positions(st->tasks[p], st->batch)) {
             step = "marker not confirmed";
             goto failed;
         }
@@ -435,10 +534,11 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
         eddy_log_error("commit failed: %s", errstr);
         return err;
     }
-    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(running);
+    rd_kafka_topic_partition_list_t *offsets =
+        rd_kafka_topic_partition_list_new(st->commit_running);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
         eddy_task_t *task = st->tasks[p];
-        if (!task || eddy_task_state(task) != EDDY_TASK_RUNNING)
+        if (!st->in_commit[p])
             continue;
         eddy_task_committed(task);
         /* For the lag in /metrics: librdkafka's cached watermarks from the
@@ -450,7 +550,7 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
             atomic_store_explicit(&st->rt->metrics.parts[p].high_watermark, hi,
                                   memory_order_relaxed);
         }
-        int64_t next = eddy_task_next_offset(task);
+        int64_t next = eddy_task_committed_offset(task);
         if (next >= 0)
             rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset = next;
     }
@@ -461,11 +561,22 @@ static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
         st->last_group_commit_ns = eddy_mono_ns();
     }
     rd_kafka_topic_partition_list_destroy(offsets);
-    eddy_metrics_commit(&st->rt->metrics, eddy_mono_ns() - t0, dirty);
+    eddy_metrics_commit(&st->rt->metrics, eddy_mono_ns() - st->commit_t0, st->commit_dirty);
     return EDDY_OK;
 failed:
     recover(st, step, error);
     return EDDY_OK;
+}
+
+/* Commits the running tasks and waits for it, after the commit in flight, if
+ * any. Runs on the stream thread (also from the rebalance callback). */
+static eddy_err_t commit_tasks(eddy_stream_thread_t *st, bool to_group)
+{
+    eddy_err_t err = commit_end(st, true, to_group);
+    if (err)
+        return err;
+    commit_begin(st);
+    return commit_end(st, true, to_group);
 }
 
 static void log_partitions(eddy_stream_thread_t *st, const char *what,
@@ -486,6 +597,9 @@ static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
 {
     eddy_task_t *fresh[EDDY_MAX_PARTITIONS];
     int n_fresh = 0;
+    /* The claims below need the producer, which the commit in flight holds. */
+    if (commit_end(st, true, false))
+        fail(st);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int p = tp->partition;
@@ -554,7 +668,11 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
      * committed just before closing, and a commit from inside the close can hang
      * for good (rd_kafka_consumer_group_metadata() waits on the closing group;
      * seen after a broker outage). */
-    if (!lost && !atomic_load(&st->stop) && commit_tasks(st, false))
+    /* Whatever happens to the tasks, the commit in flight finishes first: its
+     * delivery reports point into them. */
+    if (commit_end(st, true, false))
+        fail(st);
+    else if (!lost && !atomic_load(&st->stop) && commit_tasks(st, false))
         eddy_log_error("could not commit revoked tasks; they will resume from the last "
                        "successful commit");
     for (int i = 0; i < parts->cnt; i++) {
@@ -647,6 +765,8 @@ static void *thread_main(void *arg)
     }
     eddy_log_info("started; subscribed to %s as %s", st->rt->source_topic, st->name);
 
+    st->queue = rd_kafka_queue_get_consumer(st->rk);
+    rd_kafka_message_t *msgs[BATCH_MAX];
     st->last_commit_ns = eddy_mono_ns();
     while (!atomic_load(&st->stop)) {
         /* Restore before the poll: a task that finishes here seeks its input, and
@@ -661,35 +781,48 @@ static void *thread_main(void *arg)
         if (restoring)
             eddy_restorer_step(st->restorer, RESTORE_SLICE_MS, on_restored, st);
         int64_t slice_end = restoring ? eddy_mono_ns() + (int64_t)RESTORE_SLICE_MS * 1000000 : 0;
-        for (int n = 0;; n++) {
-            rd_kafka_message_t *msg = rd_kafka_consumer_poll(st->rk, restoring ? 0 : poll_ms);
-            if (!msg)
-                break;
-            if (!msg->err) {
-                int p = msg->partition;
-                /* A restoring task's input is paused; what was fetched before the
-                 * pause is read again after the restore. */
-                if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p] && !st->seek_pending[p] &&
-                    eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING) {
-                    int64_t next = eddy_task_next_offset(st->tasks[p]);
-                    if (msg->offset > (next > 0 ? next : 0) + 1)
-                        check_gap(st, p, next > 0 ? next : 0, msg->offset);
-                    eddy_task_process(st->tasks[p], msg);
+        /* A commit in flight is noticed between batches: no long waits then. */
+        int timeout_ms = restoring ? 0 : st->in_flight ? 2 : poll_ms;
+        for (;;) {
+            /* Batches: one pass through the queue's lock for many records. The
+             * rebalance callback may run in here; each record is checked against
+             * the tasks as they are after it. */
+            ssize_t n = rd_kafka_consume_batch_queue(st->queue, timeout_ms, msgs, BATCH_MAX);
+            for (ssize_t i = 0; i < n; i++) {
+                rd_kafka_message_t *msg = msgs[i];
+                if (!msg->err) {
+                    int p = msg->partition;
+                    /* A restoring task's input is paused; what was fetched before
+                     * the pause is read again after the restore. */
+                    if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p] && !st->seek_pending[p] &&
+                        eddy_task_state(st->tasks[p]) == EDDY_TASK_RUNNING) {
+                        int64_t next = eddy_task_next_offset(st->tasks[p]);
+                        if (msg->offset > (next > 0 ? next : 0) + 1)
+                            check_gap(st, p, next > 0 ? next : 0, msg->offset);
+                        eddy_task_process(st->tasks[p], msg);
+                    }
+                } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    eddy_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
                 }
-            } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                eddy_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
+                rd_kafka_message_destroy(msg);
             }
-            rd_kafka_message_destroy(msg);
-            if (!restoring || (n % 256 == 255 && eddy_mono_ns() >= slice_end))
+            if (!restoring || n <= 0 || eddy_mono_ns() >= slice_end)
                 break;
         }
-        if (eddy_mono_ns() - st->last_commit_ns >= commit_ns && commit_tasks(st, true)) {
-            atomic_store(&st->failed, true);
-            break;
+        if (st->in_flight) {
+            if (commit_end(st, false, true)) {
+                atomic_store(&st->failed, true);
+                break;
+            }
+        } else if (eddy_mono_ns() - st->last_commit_ns >= commit_ns) {
+            commit_begin(st);
         }
     }
     if (!atomic_load(&st->failed))
         commit_tasks(st, true);
+    else
+        commit_end(st, true, false); /* nothing may be left in flight */
+    rd_kafka_queue_destroy(st->queue);
     /* Leaves the group: the revoke callback commits and closes every task. */
     rd_kafka_consumer_close(st->rk);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
@@ -701,6 +834,22 @@ static void *thread_main(void *arg)
         }
     eddy_log_info("stopped");
     return NULL;
+}
+
+/* Ends the committer thread (idle by now: the stream thread finished every
+ * commit it began). */
+static void stop_committer(eddy_stream_thread_t *st)
+{
+    if (!st->committer_started)
+        return;
+    pthread_mutex_lock(&st->cm_lock);
+    atomic_store(&st->cm_state, CM_QUIT);
+    pthread_cond_broadcast(&st->cm_cond);
+    pthread_mutex_unlock(&st->cm_lock);
+    pthread_join(st->committer, NULL);
+    st->committer_started = false;
+    pthread_cond_destroy(&st->cm_cond);
+    pthread_mutex_destroy(&st->cm_lock);
 }
 
 eddy_stream_thread_t *eddy_stream_thread_start(eddy_runtime_t *rt, int index, char *errstr,
@@ -732,12 +881,21 @@ eddy_stream_thread_t *eddy_stream_thread_start(eddy_runtime_t *rt, int index, ch
     st->producer = make_producer(st, errstr, errstr_size);
     if (!st->producer)
         goto fail;
+    pthread_mutex_init(&st->cm_lock, NULL);
+    pthread_cond_init(&st->cm_cond, NULL);
+    atomic_init(&st->cm_state, CM_IDLE);
+    if (pthread_create(&st->committer, NULL, committer_main, st) != 0) {
+        eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot start a thread");
+        goto fail;
+    }
+    st->committer_started = true;
     if (pthread_create(&st->thread, NULL, thread_main, st) != 0) {
         eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot start a thread");
         goto fail;
     }
     return st;
 fail:
+    stop_committer(st);
     if (st->producer)
         rd_kafka_destroy(st->producer);
     eddy_restorer_destroy(st->restorer);
@@ -758,6 +916,7 @@ void eddy_stream_thread_join(eddy_stream_thread_t *st)
     if (!st)
         return;
     pthread_join(st->thread, NULL);
+    stop_committer(st);
     if (st->producer) {
         /* Whatever is still queued belongs to a commit that did not finish. */
         rd_kafka_purge(st->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -60,6 +60,9 @@ struct eddy_task_s {
     int64_t stream_time;                           /* largest event time seen; INT64_MIN: none */
     int64_t committed_offset;                      /* next_offset as of the last commit */
     int64_t committed_stream_time;                 /* stream_time as of the last commit */
+    int64_t flush_offset;                          /* next_offset as of the last flush */
+    int64_t flush_stream_time;                     /* stream_time as of the last flush */
+    int64_t flush_counts[3];                       /* processed, late, undecodable then */
     uint64_t incarnation;                          /* random id of this run of the task */
     uint64_t seq;                                  /* commits written in this incarnation */
     bool pending_marker;                           /* this commit produced markers */
@@ -457,6 +460,12 @@ static void flush_entry(eddy_cache_entry_t *e, void *opaque)
     ctx->ts->changelog_bytes += (int64_t)(key_len + hdr + len);
 }
 
+static void mark_clean(eddy_cache_entry_t *e, void *opaque)
+{
+    (void)opaque;
+    e->dirty = false;
+}
+
 /* A snapshot: every committed window of the store not dirty in the cache (the
  * dirty ones are in the commit already) goes to the changelog again. */
 static int snapshot_entry(int32_t partition, int64_t start, const char *key, size_t key_len,
@@ -536,6 +545,13 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
     task->flushed = 0;
     task->pending_marker = false;
     task->seq++;
+    /* What this commit holds: the task may go on processing while the commit is
+     * in flight, so eddy_task_committed() must not read the live values. */
+    task->flush_offset = task->next_offset;
+    task->flush_stream_time = task->stream_time;
+    task->flush_counts[0] = task->processed;
+    task->flush_counts[1] = task->late;
+    task->flush_counts[2] = task->undecodable;
     const int64_t snapshot_every = task->rt->cfg->changelog_snapshot_bytes;
     bool moved = false;
     for (size_t i = 0; i < task->n_stores; i++) {
@@ -579,6 +595,10 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
             }
             ts->changelog_bytes = ts->snapshot_bytes;
         }
+        /* Clean now, not when the commit completes: an entry updated meanwhile is
+         * dirty again, for the next commit. (Not before the snapshot, which skips
+         * the entries this commit holds by their dirty flag.) */
+        eddy_cache_foreach_dirty(ts->cache, mark_clean, NULL);
     }
     if (rk && !task->flush_err && task->n_dl > 0)
         task->flush_err = flush_dead_letters(task, rk);
@@ -638,43 +658,36 @@ eddy_err_t eddy_task_commit_positions(eddy_task_t *task, eddy_statedb_batch_t *b
                 return EDDY_ERR_KAFKA; /* no delivery report: the commit is not confirmed */
         for (size_t i = 0; i < task->n_stores; i++) {
             task_store_t *ts = &task->stores[i];
-            ts->pos =
-                (eddy_changelog_pos_t){ts->marker_offset + 1, task->next_offset, task->stream_time};
+            ts->pos = (eddy_changelog_pos_t){ts->marker_offset + 1, task->flush_offset,
+                                             task->flush_stream_time};
             ts->has_pos = true;
             eddy_statedb_batch_set_changelog_pos(batch, task->rt->db, ts->index, task->partition,
                                                  &ts->pos);
         }
     }
-    if (task->next_offset >= 0) {
-        eddy_checkpoint_t cp = {.input_offset = task->next_offset,
-                                .stream_time = task->stream_time};
+    if (task->flush_offset >= 0) {
+        eddy_checkpoint_t cp = {.input_offset = task->flush_offset,
+                                .stream_time = task->flush_stream_time};
         eddy_statedb_batch_set_checkpoint(batch, task->rt->db, task->partition, &cp);
     }
     return EDDY_OK;
-}
-
-static void mark_clean(eddy_cache_entry_t *e, void *opaque)
-{
-    (void)opaque;
-    e->dirty = false;
 }
 
 void eddy_task_committed(eddy_task_t *task)
 {
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
-        eddy_cache_foreach_dirty(ts->cache, mark_clean, NULL);
-        /* Closed windows are in RocksDB now and take no more updates: drop them
-         * from the cache so it holds only the open windows. */
+        /* Windows closed as of the flush are in RocksDB now and take no more
+         * updates: drop them from the cache so it holds only the open windows.
+         * (A window that closed only since may hold updates of the next commit.) */
         const eddy_window_spec_t *w = &ts->def->window;
-        if (task->stream_time != INT64_MIN)
-            eddy_cache_evict_before(ts->cache, task->stream_time - w->size_ms - w->grace_ms + 1);
+        if (task->flush_stream_time != INT64_MIN)
+            eddy_cache_evict_before(ts->cache,
+                                    task->flush_stream_time - w->size_ms - w->grace_ms + 1);
     }
-    task->committed_offset = task->next_offset;
-    task->committed_stream_time = task->stream_time;
-    task->committed_counts[0] = task->processed;
-    task->committed_counts[1] = task->late;
-    task->committed_counts[2] = task->undecodable;
+    task->committed_offset = task->flush_offset;
+    task->committed_stream_time = task->flush_stream_time;
+    memcpy(task->committed_counts, task->flush_counts, sizeof(task->committed_counts));
     /* Counters reach other threads once per commit: no atomic operation per record. */
     publish(task);
 }
@@ -712,6 +725,11 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
 int64_t eddy_task_next_offset(const eddy_task_t *task)
 {
     return task->next_offset;
+}
+
+int64_t eddy_task_committed_offset(const eddy_task_t *task)
+{
+    return task->committed_offset;
 }
 
 /* --- restore ------------------------------------------------------------------------ */

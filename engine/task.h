@@ -44,8 +44,9 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg);
 /** Adds the dirty windows to `batch` and produces them with `rk` to the
  *  changelogs, followed by one marker per store if the task moved; `*written`
  *  is the number of window entries. Markers' delivery reports must be passed to
- *  eddy_task_marker_delivered (the message opaque). The task stays dirty until
- *  eddy_task_committed(). */
+ *  eddy_task_marker_delivered (the message opaque). The entries flushed are clean
+ *  from here on; the task may process more records before eddy_task_committed(),
+ *  which then covers what was flushed, not what came after. */
 eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_kafka_t *rk,
                            size_t *written);
 
@@ -72,6 +73,9 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
 /** Next input offset to process, or -1 when the task has no position and has
  *  processed nothing (start from the beginning). */
 int64_t eddy_task_next_offset(const eddy_task_t *task);
+
+/** Next input offset as of the last commit (-1 as eddy_task_next_offset). */
+int64_t eddy_task_committed_offset(const eddy_task_t *task);
 
 /* --- restore (RESTORING) ---------------------------------------------------------- */
 
