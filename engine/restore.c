@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROGRESS_NS (5 * 1000000000LL)
+#define PROGRESS_NS   (5 * 1000000000LL)
+#define RESTORE_BATCH 1024 /* records taken from the consumer's queue at once */
 
 typedef struct restoring_s {
     eddy_task_t *task;                      /* NULL: slot free */
@@ -32,11 +33,13 @@ typedef struct restoring_s {
 } restoring_t;
 
 struct eddy_restorer_s {
-    eddy_runtime_t *rt;                     /* borrowed */
-    rd_kafka_t *rk;                         /* the restore consumer */
-    restoring_t parts[EDDY_MAX_PARTITIONS]; /* by input partition */
-    int n;                                  /* tasks restoring */
-    int64_t last_progress_ns;               /* last progress line */
+    eddy_runtime_t *rt;                               /* borrowed */
+    rd_kafka_t *rk;                                   /* the restore consumer */
+    rd_kafka_queue_t *queue;                          /* its queue, read in batches */
+    rd_kafka_topic_t *rkts[EDDY_TOPOLOGY_MAX_STORES]; /* the changelogs, by store */
+    restoring_t parts[EDDY_MAX_PARTITIONS];           /* by input partition */
+    int n;                                            /* tasks restoring */
+    int64_t last_progress_ns;                         /* last progress line */
 };
 
 eddy_restorer_t *eddy_restorer_new(eddy_runtime_t *rt, const char *name, char *errstr,
@@ -74,6 +77,14 @@ eddy_restorer_t *eddy_restorer_new(eddy_runtime_t *rt, const char *name, char *e
     }
     r->rt = rt;
     r->rk = rk;
+    r->queue = rd_kafka_queue_get_consumer(rk);
+    for (size_t i = 0; i < eddy_topology_store_count(rt->topo); i++)
+        r->rkts[i] = rd_kafka_topic_new(rk, rt->changelog_topics[i], NULL);
+    if (!r->queue) {
+        eddy_restorer_destroy(r);
+        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "the restore consumer has no queue");
+        return NULL;
+    }
     return r;
 }
 
@@ -82,6 +93,11 @@ void eddy_restorer_destroy(eddy_restorer_t *r)
     if (!r)
         return;
     rd_kafka_assign(r->rk, NULL);
+    if (r->queue)
+        rd_kafka_queue_destroy(r->queue);
+    for (size_t i = 0; i < EDDY_TOPOLOGY_MAX_STORES; i++)
+        if (r->rkts[i])
+            rd_kafka_topic_destroy(r->rkts[i]);
     rd_kafka_destroy(r->rk);
     free(r);
 }
@@ -182,10 +198,17 @@ void eddy_restorer_remove(eddy_restorer_t *r, eddy_task_t *task)
     r->n--;
 }
 
-/* Index of the store whose changelog `topic` is, or -1. */
-static int store_of(const eddy_restorer_t *r, const char *topic)
+/* Index of the store whose changelog `rkt` is, or -1. librdkafka has one topic
+ * object per name, so the handles taken at the start match; the name is the
+ * fallback. */
+static int store_of(const eddy_restorer_t *r, rd_kafka_topic_t *rkt)
 {
-    for (size_t i = 0; i < eddy_topology_store_count(r->rt->topo); i++)
+    size_t n = eddy_topology_store_count(r->rt->topo);
+    for (size_t i = 0; i < n; i++)
+        if (r->rkts[i] == rkt)
+            return (int)i;
+    const char *topic = rd_kafka_topic_name(rkt);
+    for (size_t i = 0; i < n; i++)
         if (!strcmp(r->rt->changelog_topics[i], topic))
             return (int)i;
     return -1;
@@ -204,46 +227,54 @@ static void log_progress(eddy_restorer_t *r)
                   total ? 100.0 * (double)read / (double)total : 100.0);
 }
 
+/* One record (or partition end) of the restore consumer. */
+static void step_one(eddy_restorer_t *r, rd_kafka_message_t *msg, eddy_restored_fn *done,
+                     void *opaque)
+{
+    int p = msg->partition;
+    int store = msg->rkt ? store_of(r, msg->rkt) : -1;
+    restoring_t *rs = p >= 0 && p < EDDY_MAX_PARTITIONS ? &r->parts[p] : NULL;
+    if (!rs || !rs->task || store < 0 || rs->done[store]) {
+        rd_kafka_message_destroy(msg);
+        return;
+    }
+    bool at_end = false;
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        at_end = msg->offset >= rs->end[store];
+    } else if (msg->err) {
+        eddy_log_warn("restore consumer: %s", rd_kafka_message_errstr(msg));
+    } else if (msg->offset >= rs->next[store]) { /* not a stale fetch */
+        rs->next[store] = msg->offset + 1;
+        eddy_task_restore_record(rs->task, (size_t)store, msg->offset, msg->key, msg->key_len,
+                                 msg->payload, msg->len);
+        rs->read++;
+        at_end = msg->offset + 1 >= rs->end[store];
+    }
+    rd_kafka_message_destroy(msg);
+    if (!at_end)
+        return;
+    rs->done[store] = true;
+    change_assignment(r, p, rs, store, false);
+    eddy_task_restore_store_done(rs->task, (size_t)store);
+    if (eddy_task_restore_complete(rs->task)) {
+        eddy_task_t *task = rs->task;
+        atomic_store(&r->rt->metrics.parts[p].restore_read, rs->total);
+        atomic_fetch_add(&r->rt->metrics.restored_records, rs->read);
+        rs->task = NULL;
+        r->n--;
+        done(task, opaque);
+    }
+}
+
 void eddy_restorer_step(eddy_restorer_t *r, int budget_ms, eddy_restored_fn *done, void *opaque)
 {
     int64_t deadline = eddy_mono_ns() + (int64_t)budget_ms * 1000000;
+    rd_kafka_message_t *msgs[RESTORE_BATCH];
     while (r->n > 0 && eddy_mono_ns() < deadline) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(r->rk, 5);
-        if (!msg)
-            continue;
-        int p = msg->partition;
-        int store = msg->rkt ? store_of(r, rd_kafka_topic_name(msg->rkt)) : -1;
-        restoring_t *rs = p >= 0 && p < EDDY_MAX_PARTITIONS ? &r->parts[p] : NULL;
-        if (!rs || !rs->task || store < 0 || rs->done[store]) {
-            rd_kafka_message_destroy(msg);
-            continue;
-        }
-        bool at_end = false;
-        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            at_end = msg->offset >= rs->end[store];
-        } else if (msg->err) {
-            eddy_log_warn("restore consumer: %s", rd_kafka_message_errstr(msg));
-        } else if (msg->offset >= rs->next[store]) { /* not a stale fetch */
-            rs->next[store] = msg->offset + 1;
-            eddy_task_restore_record(rs->task, (size_t)store, msg->offset, msg->key, msg->key_len,
-                                     msg->payload, msg->len);
-            rs->read++;
-            at_end = msg->offset + 1 >= rs->end[store];
-        }
-        rd_kafka_message_destroy(msg);
-        if (!at_end)
-            continue;
-        rs->done[store] = true;
-        change_assignment(r, p, rs, store, false);
-        eddy_task_restore_store_done(rs->task, (size_t)store);
-        if (eddy_task_restore_complete(rs->task)) {
-            eddy_task_t *task = rs->task;
-            atomic_store(&r->rt->metrics.parts[p].restore_read, rs->total);
-            atomic_fetch_add(&r->rt->metrics.restored_records, rs->read);
-            rs->task = NULL;
-            r->n--;
-            done(task, opaque);
-        }
+        /* Batches: one pass through the queue's lock for many records. */
+        ssize_t got = rd_kafka_consume_batch_queue(r->queue, 5, msgs, RESTORE_BATCH);
+        for (ssize_t m = 0; m < got; m++)
+            step_one(r, msgs[m], done, opaque);
     }
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
         if (r->parts[p].task)
