@@ -18,19 +18,29 @@ struct eddy_cache_s {
     uint64_t misses;                /* finds that did not */
 };
 
-/* FNV-1a over the window start and the key, then a final avalanche so linear
- * probing sees well-spread low bits. */
+/* Eight bytes at a time (the key is short: an endpoint, a status, a region):
+ * each word is mixed in with a multiply, then a final avalanche so linear
+ * probing sees well-spread low bits. In memory only: never stored. */
+static inline uint64_t mix(uint64_t h, uint64_t w)
+{
+    h ^= w * 0x9e3779b97f4a7c15ULL;
+    h = (h << 31) | (h >> 33);
+    return h * 0xc2b2ae3d27d4eb4fULL;
+}
+
 static uint64_t entry_hash(int64_t window_start, const char *key, size_t key_len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    uint64_t ws = (uint64_t)window_start;
-    for (int i = 0; i < 8; i++) {
-        h ^= (ws >> (8 * i)) & 0xff;
-        h *= 0x100000001b3ULL;
+    uint64_t h = mix(0xcbf29ce484222325ULL ^ key_len, (uint64_t)window_start);
+    size_t i = 0;
+    for (; i + 8 <= key_len; i += 8) {
+        uint64_t w;
+        memcpy(&w, key + i, 8);
+        h = mix(h, w);
     }
-    for (size_t i = 0; i < key_len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 0x100000001b3ULL;
+    if (i < key_len) {
+        uint64_t w = 0;
+        memcpy(&w, key + i, key_len - i);
+        h = mix(h, w);
     }
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;

@@ -123,8 +123,12 @@ static void set_options(eddy_statedb_t *db)
     rocksdb_options_set_create_missing_column_families(o, 1);
     rocksdb_options_increase_parallelism(o, 2);
     rocksdb_options_set_max_background_jobs(o, 2);
-    rocksdb_options_set_write_buffer_size(o, 8 << 20);
-    rocksdb_options_set_db_write_buffer_size(o, 64 << 20); /* all CFs together */
+    /* Memory is bounded by these two and the block cache below: about 48 MiB
+     * at most whatever runs (docs/benchmarks.md, "Memory"). A window's state is
+     * rewritten at every commit, so a memtable is mostly old versions: flushing
+     * small ones costs little. */
+    rocksdb_options_set_write_buffer_size(o, 4 << 20);
+    rocksdb_options_set_db_write_buffer_size(o, 32 << 20); /* all CFs together */
     /* A rarely written CF (the metadata) would otherwise pin old WAL files. */
     rocksdb_options_set_max_total_wal_size(o, 64 << 20);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
@@ -134,7 +138,8 @@ static void set_options(eddy_statedb_t *db)
     rocksdb_options_set_max_open_files(o, 512);
     rocksdb_options_set_keep_log_file_num(o, 3);
 
-    db->cache = rocksdb_cache_create_lru(32 << 20);
+    /* Queries and cache misses read recent windows; they fit many times over. */
+    db->cache = rocksdb_cache_create_lru(16 << 20);
     rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(table, db->cache);
     /* The table options take ownership of the policy. */

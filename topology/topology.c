@@ -862,8 +862,26 @@ eddy_ts_format_t eddy_topology_timestamp_format(const eddy_topology_t *topo)
  * without a fraction or exponent while they are exact (|v| < 2^53). */
 static size_t format_number(double v, char *buf, size_t cap)
 {
-    if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        return (size_t)snprintf(buf, cap, "%lld", (long long)v);
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        /* Integers (HTTP statuses, ids) are the common group key: by hand, as
+         * snprintf would ("%lld"), without its cost on every event. */
+        long long i = (long long)v;
+        unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+        char tmp[24];
+        size_t n = 0;
+        do {
+            tmp[n++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (i < 0)
+            tmp[n++] = '-';
+        if (n + 1 > cap)
+            return (size_t)snprintf(buf, cap, "%lld", i);
+        for (size_t k = 0; k < n; k++)
+            buf[k] = tmp[n - 1 - k];
+        buf[n] = '\0';
+        return n;
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, cap, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)

@@ -794,6 +794,9 @@ static void test_group_keys(void **state)
     assert_string_equal(key_of(one, num(0.1), missing), "0.1");
     assert_string_equal(key_of(one, num(1.0 / 3), missing), "0.3333333333333333");
     assert_string_equal(key_of(one, num(9007199254740991.0), missing), "9007199254740991");
+    assert_string_equal(key_of(one, num(-9007199254740991.0), missing), "-9007199254740991");
+    assert_string_equal(key_of(one, num(0), missing), "0");
+    assert_string_equal(key_of(one, num(7), missing), "7");
     assert_string_equal(key_of(one, num(1e20), missing), "1e+20");
     assert_string_equal(key_of(one, boolean(true), missing), "true");
     assert_string_equal(key_of(one, boolean(false), missing), "false");
