@@ -317,3 +317,18 @@ void eddy_config_log(const eddy_config_t *cfg)
             "config producer.%s=%s", cfg->producer_props[i].key,
             strstr(cfg->producer_props[i].key, "password") ? "***" : cfg->producer_props[i].value);
 }
+
+ssize_t eddy_kafka_consume_batch(rd_kafka_queue_t *queue, int timeout_ms, rd_kafka_message_t **msgs,
+                                 size_t max)
+{
+    ssize_t n = rd_kafka_consume_batch_queue(queue, 0, msgs, max);
+    if (n != 0 || timeout_ms == 0 || max == 0)
+        return n;
+    n = rd_kafka_consume_batch_queue(queue, timeout_ms, msgs, 1); /* the wait: for one */
+    if (n == 1 && max > 1) {
+        ssize_t more = rd_kafka_consume_batch_queue(queue, 0, msgs + 1, max - 1);
+        if (more > 0)
+            n += more;
+    }
+    return n;
+}

@@ -272,7 +272,7 @@ void eddy_restorer_step(eddy_restorer_t *r, int budget_ms, eddy_restored_fn *don
     rd_kafka_message_t *msgs[RESTORE_BATCH];
     while (r->n > 0 && eddy_mono_ns() < deadline) {
         /* Batches: one pass through the queue's lock for many records. */
-        ssize_t got = rd_kafka_consume_batch_queue(r->queue, 5, msgs, RESTORE_BATCH);
+        ssize_t got = eddy_kafka_consume_batch(r->queue, 5, msgs, RESTORE_BATCH);
         for (ssize_t m = 0; m < got; m++)
             step_one(r, msgs[m], done, opaque);
     }

@@ -787,7 +787,7 @@ static void *thread_main(void *arg)
             /* Batches: one pass through the queue's lock for many records. The
              * rebalance callback may run in here; each record is checked against
              * the tasks as they are after it. */
-            ssize_t n = rd_kafka_consume_batch_queue(st->queue, timeout_ms, msgs, BATCH_MAX);
+            ssize_t n = eddy_kafka_consume_batch(st->queue, timeout_ms, msgs, BATCH_MAX);
             for (ssize_t i = 0; i < n; i++) {
                 rd_kafka_message_t *msg = msgs[i];
                 if (!msg->err) {
