@@ -38,7 +38,8 @@ class Steady:
 
     def result(self, end):
         """(seconds, records, stall_s) of the steady part."""
-        start = self.start if self.start is not None else self.first
+        # settled, but not before the first record (the topic may be slow to arrive)
+        start = max(self.start, self.first) if self.start is not None else self.first
         records = self.events - self.base
         if end - start < 0.05 or records < self.events // 2:
             # (almost) all done before the group settled: the whole run
