@@ -22,7 +22,7 @@ help:
 	@echo "make fuzz         the libFuzzer targets, a fixed number of runs each (build-fuzz/, clang)"
 	@echo "make format       reformat the C sources with clang-format"
 	@echo "make format-check fail if any C source is not clang-formatted"
-	@echo "make bench        the benchmark suite (bench/, ~30 min): docs/benchmarks.md"
+	@echo "make bench        the benchmark suite (bench/, ~16 min): docs/benchmarks.md"
 	@echo "make bench-quick  the same, short (< 3 min, noisier figures)"
 	@echo "make screenshot   the browser test, saving docs/dashboard.png"
 
