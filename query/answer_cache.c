@@ -108,6 +108,18 @@ int eddy_answer_cache_put(eddy_answer_cache_t *c, const char *key, uint64_t gen,
     return eddy_http_bytes_owned(resp, 200, "application/json; charset=utf-8", body, len, free);
 }
 
+int eddy_answer_cache_put_json(eddy_answer_cache_t *c, const char *key, uint64_t gen, int64_t at_ns,
+                               json_t *body, const char *err, eddy_http_resp_t *resp)
+{
+    if (!body)
+        return eddy_http_error(resp, 500, "%s", err);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return eddy_http_error(resp, 500, "out of memory");
+    return eddy_answer_cache_put(c, key, gen, at_ns, text, resp);
+}
+
 void eddy_answer_cache_stats(const eddy_answer_cache_t *c, uint64_t *hits, uint64_t *misses)
 {
     *hits = c ? atomic_load_explicit(&c->hits, memory_order_relaxed) : 0;

@@ -39,6 +39,12 @@ bool eddy_answer_cache_get(eddy_answer_cache_t *cache, const char *key, uint64_t
 int eddy_answer_cache_put(eddy_answer_cache_t *cache, const char *key, uint64_t gen, int64_t at_ns,
                           char *body, eddy_http_resp_t *resp);
 
+/** The same for a JSON answer: serializes `body` (taken over) compactly. A NULL
+ *  body answers 500 with `err` (what failed to build it), nothing is kept. */
+int eddy_answer_cache_put_json(eddy_answer_cache_t *cache, const char *key, uint64_t gen,
+                               int64_t at_ns, json_t *body, const char *err,
+                               eddy_http_resp_t *resp);
+
 /** Hits and misses so far (misses: answers computed). */
 void eddy_answer_cache_stats(const eddy_answer_cache_t *cache, uint64_t *hits, uint64_t *misses);
 

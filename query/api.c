@@ -156,14 +156,8 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
     char errstr[256];
     json_t *body = windows_body(api->rt, def, from, to, key, local && !strcmp(local, "true"),
                                 errstr, sizeof(errstr));
-    if (!body)
-        return eddy_http_error(resp, 500, "%s", errstr);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!text)
-        return eddy_http_error(resp, 500, "out of memory");
-    return eddy_answer_cache_put(cacheable ? api->answers : NULL, cache_key, gen, at_ns, text,
-                                 resp);
+    return eddy_answer_cache_put_json(cacheable ? api->answers : NULL, cache_key, gen, at_ns, body,
+                                      errstr, resp);
 }
 
 /* A WebSocket subscription to a store (query/ws.h): the same body as GET

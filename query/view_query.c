@@ -300,19 +300,6 @@ static int64_t view_at(const view_route_t *vr, const char **source)
     return vr->view->at == EDDY_VIEW_NOW ? eddy_now_ms() : eddy_windows_stream_time(vr->rt);
 }
 
-/* Answers with body (NULL: 500 with err), through the answer cache under key. */
-static int answer(const view_route_t *vr, const char *key, bool cacheable, uint64_t gen,
-                  int64_t at_ns, json_t *body, const char *err, eddy_http_resp_t *resp)
-{
-    if (!body)
-        return eddy_http_error(resp, 500, "%s", err);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!text)
-        return eddy_http_error(resp, 500, "out of memory");
-    return eddy_answer_cache_put(cacheable ? vr->answers : NULL, key, gen, at_ns, text, resp);
-}
-
 static int get_view(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
 {
     view_route_t *vr = opaque;
@@ -343,7 +330,8 @@ static int get_view(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
         return 0;
     char err[512];
     json_t *body = view_body(vr, n, at, at_source, key, local, err, sizeof(err));
-    return answer(vr, ck, cacheable, gen, at_ns, body, err, resp);
+    return eddy_answer_cache_put_json(cacheable ? vr->answers : NULL, ck, gen, at_ns, body, err,
+                                      resp);
 }
 
 /* --- GET /api/stores/{store}/keys/{key} ------------------------------------------------ */
@@ -398,7 +386,8 @@ static int get_key_series(eddy_http_req_t *req, eddy_http_resp_t *resp, void *op
     if (corrupt)
         json_object_set_new(body, "warning",
                             json_string("some stored windows could not be read and were left out"));
-    return answer(vr, ck, cacheable, gen, at_ns, body, NULL, resp);
+    return eddy_answer_cache_put_json(cacheable ? vr->answers : NULL, ck, gen, at_ns, body,
+                                      "out of memory", resp);
 }
 
 /* WebSocket subscriptions "view:NAME" with params {"key", "windows", "at",
