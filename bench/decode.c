@@ -53,8 +53,6 @@ static size_t pass(const events_t *ev, const eddy_topology_t *topo, eddy_decoder
             *sink += (double)dec.ts + values[1].num + (double)values[2].len;
             if (reference)
                 json_decref(root);
-            else
-                eddy_decoded_release(&dec);
         }
     }
     return ok;

@@ -822,8 +822,3 @@ eddy_err_t eddy_decode_check_fields(const eddy_topology_t *topo, const eddy_valu
 bad:
     return EDDY_ERR_INVALID;
 }
-
-void eddy_decoded_release(eddy_decoded_t *dec)
-{
-    (void)dec;
-}

@@ -39,13 +39,9 @@ void eddy_decoder_destroy(eddy_decoder_t *decoder);
  *  as buf. On failure returns EDDY_ERR_INVALID with a static reason ("not valid
  *  JSON", "not a JSON object", ...) and dec->bad_field, or EDDY_ERR_NOMEM if the
  *  scratch buffer could not grow. Never allocates once the scratch is as large as
- *  the records. Call eddy_decoded_release() when done with the values. */
+ *  the records. */
 eddy_err_t eddy_decode_json(eddy_decoder_t *decoder, const void *buf, size_t len,
                             eddy_value_t *values, eddy_decoded_t *dec, const char **reason);
-
-/** Ends the use of one decode's values. Holds nothing today; kept so callers
- *  mark where the values stop being used. */
-void eddy_decoded_release(eddy_decoded_t *dec);
 
 /** The checks after extraction, shared with the reference decoder of the tests:
  *  every field holds what the topology needs of it, and the event time is valid.

@@ -66,13 +66,15 @@ eddy_restorer_t *eddy_restorer_new(eddy_runtime_t *rt, const char *name, char *e
     if (!conf)
         return NULL;
     eddy_restorer_t *r = calloc(1, sizeof(*r));
-    char rderr[512];
-    rd_kafka_t *rk = r ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr)) : NULL;
-    if (!rk) {
+    if (!r) {
         rd_kafka_conf_destroy(conf);
+        eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    rd_kafka_t *rk =
+        eddy_config_kafka_new(RD_KAFKA_CONSUMER, conf, "restore consumer", errstr, errstr_size);
+    if (!rk) {
         free(r);
-        eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create the restore consumer: %s",
-                  r ? rderr : "out of memory");
         return NULL;
     }
     r->rt = rt;

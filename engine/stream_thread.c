@@ -67,7 +67,6 @@ struct eddy_stream_thread_s {
     /* The commit in flight: flushed, handed to the committer, not yet finished. */
     bool in_flight;                      /* a commit is in flight */
     bool in_commit[EDDY_MAX_PARTITIONS]; /* the tasks it holds */
-    int commit_running;                  /* how many */
     size_t commit_dirty;                 /* window entries it holds */
     int64_t commit_t0;                   /* when it began */
     /* The committer thread: commit_transaction (or, at_least_once, flush) off
@@ -448,7 +447,6 @@ static void commit_begin(eddy_stream_thread_t *st)
     if (running == 0 || !st->producer)
         return;
     st->commit_t0 = st->last_commit_ns;
-    st->commit_running = running;
     const char *step = "produce";
     rd_kafka_error_t *error = NULL;
     eddy_statedb_batch_clear(st->batch);
@@ -534,8 +532,7 @@ static eddy_err_t commit_end(eddy_stream_thread_t *st, bool wait, bool to_group)
         eddy_log_error("commit failed: %s", errstr);
         return err;
     }
-    rd_kafka_topic_partition_list_t *offsets =
-        rd_kafka_topic_partition_list_new(st->commit_running);
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(st->n_tasks);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
         eddy_task_t *task = st->tasks[p];
         if (!st->in_commit[p])
@@ -664,12 +661,12 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
      * assignment was lost: the group gave the partitions away already and their
      * new owner may be writing; what was not committed is redone there. */
     bool lost = rd_kafka_assignment_lost(st->rk);
-    /* While the thread stops, rd_kafka_consumer_close() calls this: the thread
-     * committed just before closing, and a commit from inside the close can hang
-     * for good (rd_kafka_consumer_group_metadata() waits on the closing group;
-     * seen after a broker outage). */
     /* Whatever happens to the tasks, the commit in flight finishes first: its
-     * delivery reports point into them. */
+     * delivery reports point into them. No new commit while the thread stops:
+     * rd_kafka_consumer_close() calls this right after the thread's last commit,
+     * and a commit from inside the close can hang for good
+     * (rd_kafka_consumer_group_metadata() waits on the closing group; seen after
+     * a broker outage). */
     if (commit_end(st, true, false))
         fail(st);
     else if (!lost && !atomic_load(&st->stop) && commit_tasks(st, false))

@@ -373,7 +373,6 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
                                   MAX_KEY, &key_lens[i])) {
             /* The decoder checked the group fields; only an oversized key gets here. */
             note_undecodable(task, msg, "the group key is longer than 1024 bytes", -1);
-            eddy_decoded_release(&dec);
             return;
         }
     int64_t starts[EDDY_WINDOWS_PER_EVENT_MAX];
@@ -402,7 +401,6 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
             e->dirty = true;
         }
     }
-    eddy_decoded_release(&dec);
 }
 
 /* --- commit ------------------------------------------------------------------------- */

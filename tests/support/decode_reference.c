@@ -111,7 +111,6 @@ const char *eddy_decode_compare(eddy_decoder_t *decoder, const eddy_topology_t *
             break;
     }
 out:
-    eddy_decoded_release(&fast_dec);
     json_decref(root);
     return diff;
 }
