@@ -210,7 +210,7 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     task->buf_cap = 4096;
     task->buf = malloc(task->buf_cap);
     task->keys = malloc((task->n_stores ? task->n_stores : 1) * MAX_KEY);
-    task->restore_batch = eddy_statedb_batch_new();
+    task->restore_batch = eddy_statedb_batch_new_sorted();
     task->decoder = eddy_decoder_new(rt->topo);
     if (!task->buf || !task->keys || !task->restore_batch || !task->decoder ||
         load_positions(task, errstr, errstr_size) != EDDY_OK) {

@@ -5,8 +5,9 @@
  * on (a kill -9 loses nothing that eddy_statedb_write returned for), no fsync
  * per commit unless asked, LZ4 in the upper levels and ZSTD in the last one, a
  * 10-bit bloom filter per key (most cache misses are new windows, absent from
- * the db), one 32 MiB block cache and 64 MiB of memtables for all column
- * families, and two background threads.
+ * the db), one 16 MiB block cache and 32 MiB of memtables for all column
+ * families, and two background threads. Sorted batches (the restore's bulk
+ * load) hold their puts back and hand them to RocksDB in key order.
  *
  * What always holds: the handle's fields are written only by open and close,
  * so every other call reads them without a lock; keys in a store column
@@ -51,8 +52,24 @@ struct eddy_statedb_s {
     size_t n_stores;                      /* entries in names */
 };
 
+/* A put held back by a sorted batch: its key and value are in the arena. */
+typedef struct staged_put_s {
+    uint64_t head[2];   /* the key's bytes 0-7 and 8-15, big-endian, zero-padded: most
+                           comparisons end here (task, window start, group key start) */
+    size_t off;         /* the key's first byte in the arena; the value follows it */
+    uint32_t key_len;   /* bytes of the whole key (prefix and group key) */
+    uint32_t value_len; /* bytes of the value */
+    uint32_t cf;        /* index into db->cf */
+} staged_put_t;
+
 struct eddy_statedb_batch_s {
     rocksdb_writebatch_t *wb; /* the RocksDB batch */
+    bool sorted;              /* puts are staged and go in in key order (batch_new_sorted) */
+    staged_put_t *staged;     /* the staged puts, in the order they came */
+    staged_put_t *scratch;    /* cap_staged entries for the merge sort */
+    size_t n_staged, cap_staged;
+    uint8_t *arena; /* their keys and values */
+    size_t arena_len, arena_cap;
 };
 
 /* --- helpers ------------------------------------------------------------------- */
@@ -369,22 +386,146 @@ eddy_statedb_batch_t *eddy_statedb_batch_new(void)
     return batch;
 }
 
+eddy_statedb_batch_t *eddy_statedb_batch_new_sorted(void)
+{
+    eddy_statedb_batch_t *batch = eddy_statedb_batch_new();
+    if (batch)
+        batch->sorted = true;
+    return batch;
+}
+
 void eddy_statedb_batch_destroy(eddy_statedb_batch_t *batch)
 {
     if (!batch)
         return;
     rocksdb_writebatch_destroy(batch->wb);
+    free(batch->staged);
+    free(batch->scratch);
+    free(batch->arena);
     free(batch);
 }
 
 void eddy_statedb_batch_clear(eddy_statedb_batch_t *batch)
 {
     rocksdb_writebatch_clear(batch->wb);
+    batch->n_staged = 0;
+    batch->arena_len = 0;
 }
 
 int eddy_statedb_batch_count(const eddy_statedb_batch_t *batch)
 {
-    return rocksdb_writebatch_count(batch->wb);
+    return rocksdb_writebatch_count(batch->wb) + (int)batch->n_staged;
+}
+
+/* Keeps a put of a sorted batch for eddy_statedb_write; false if out of memory. */
+static bool stage_put(eddy_statedb_batch_t *batch, int store, const uint8_t *prefix,
+                      const char *key, size_t key_len, const void *value, size_t value_len)
+{
+    size_t klen = EDDY_WINDOW_KEY_PREFIX + key_len, need = klen + value_len;
+    if (klen > UINT32_MAX || value_len > UINT32_MAX)
+        return false;
+    if (batch->n_staged == batch->cap_staged) {
+        size_t cap = batch->cap_staged ? 2 * batch->cap_staged : 1024;
+        staged_put_t *staged = realloc(batch->staged, cap * sizeof(*staged));
+        if (staged)
+            batch->staged = staged;
+        staged_put_t *scratch = realloc(batch->scratch, cap * sizeof(*scratch));
+        if (scratch)
+            batch->scratch = scratch;
+        if (!staged || !scratch)
+            return false;
+        batch->cap_staged = cap;
+    }
+    if (batch->arena_cap - batch->arena_len < need) {
+        size_t cap = batch->arena_cap ? batch->arena_cap : 64 << 10;
+        while (cap - batch->arena_len < need)
+            cap *= 2;
+        uint8_t *arena = realloc(batch->arena, cap);
+        if (!arena)
+            return false;
+        batch->arena = arena;
+        batch->arena_cap = cap;
+    }
+    uint8_t *at = batch->arena + batch->arena_len;
+    memcpy(at, prefix, EDDY_WINDOW_KEY_PREFIX);
+    memcpy(at + EDDY_WINDOW_KEY_PREFIX, key, key_len);
+    memcpy(at + klen, value, value_len);
+    staged_put_t *sp = &batch->staged[batch->n_staged];
+    *sp = (staged_put_t){.off = batch->arena_len,
+                         .key_len = (uint32_t)klen,
+                         .value_len = (uint32_t)value_len,
+                         .cf = (uint32_t)store};
+    for (size_t i = 0; i < 16 && i < klen; i++)
+        sp->head[i / 8] |= (uint64_t)at[i] << (56 - 8 * (i % 8));
+    batch->n_staged++;
+    batch->arena_len += need;
+    return true;
+}
+
+/* The order of (column family, key); 0 for the same key. */
+static int staged_cmp(const uint8_t *arena, const staged_put_t *x, const staged_put_t *y)
+{
+    if (x->cf != y->cf)
+        return x->cf < y->cf ? -1 : 1;
+    for (int i = 0; i < 2; i++)
+        if (x->head[i] != y->head[i])
+            return x->head[i] < y->head[i] ? -1 : 1;
+    if (x->key_len > 16 && y->key_len > 16) {
+        size_t n = (x->key_len < y->key_len ? x->key_len : y->key_len) - 16;
+        int c = memcmp(arena + x->off + 16, arena + y->off + 16, n);
+        if (c)
+            return c;
+    }
+    return x->key_len == y->key_len ? 0 : x->key_len < y->key_len ? -1 : 1;
+}
+
+/* Stable merge sort of a[0, n) with tmp of the same size: equal keys keep the
+ * order they were put in (glibc's qsort allocates its buffer on every call). */
+static void staged_sort(const uint8_t *arena, staged_put_t *a, staged_put_t *tmp, size_t n)
+{
+    if (n < 2)
+        return;
+    if (n <= 16) { /* insertion sort */
+        for (size_t i = 1; i < n; i++) {
+            staged_put_t v = a[i];
+            size_t j = i;
+            for (; j > 0 && staged_cmp(arena, &a[j - 1], &v) > 0; j--)
+                a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return;
+    }
+    size_t h = n / 2;
+    staged_sort(arena, a, tmp, h);
+    staged_sort(arena, a + h, tmp, n - h);
+    if (staged_cmp(arena, &a[h - 1], &a[h]) <= 0)
+        return; /* already in order: the common case of a changelog read in time order */
+    memcpy(tmp, a, h * sizeof(*a));
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        a[k++] = staged_cmp(arena, &a[j], &tmp[i]) < 0 ? a[j++] : tmp[i++];
+    while (i < h)
+        a[k++] = tmp[i++];
+}
+
+/* Moves the staged puts into the RocksDB batch in key order, the last of equal
+ * keys only. In order, RocksDB's memtable (a skip list) finds each key's place
+ * from the one before it, where a random order costs a full search per key. */
+static void unstage(eddy_statedb_batch_t *batch, eddy_statedb_t *db)
+{
+    if (batch->n_staged == 0)
+        return;
+    staged_sort(batch->arena, batch->staged, batch->scratch, batch->n_staged);
+    for (size_t i = 0; i < batch->n_staged; i++) {
+        const staged_put_t *sp = &batch->staged[i];
+        if (i + 1 < batch->n_staged && !staged_cmp(batch->arena, sp, &batch->staged[i + 1]))
+            continue; /* a later put of the same key follows */
+        const char *k = (const char *)batch->arena + sp->off;
+        rocksdb_writebatch_put_cf(batch->wb, db->cf[sp->cf], k, sp->key_len, k + sp->key_len,
+                                  sp->value_len);
+    }
+    batch->n_staged = 0;
+    batch->arena_len = 0;
 }
 
 void eddy_statedb_batch_put(eddy_statedb_batch_t *batch, eddy_statedb_t *db, int store,
@@ -394,6 +535,11 @@ void eddy_statedb_batch_put(eddy_statedb_batch_t *batch, eddy_statedb_t *db, int
     assert(store >= 0 && (size_t)store < db->n_stores && task >= 0);
     uint8_t prefix[EDDY_WINDOW_KEY_PREFIX];
     eddy_window_key_prefix(prefix, (uint32_t)task, window_start);
+    if (batch->sorted) {
+        if (stage_put(batch, store, prefix, key, key_len, value, value_len))
+            return;
+        unstage(batch, db); /* out of memory: what came before goes in first */
+    }
     /* The key goes in as two slices: no copy, no length limit. */
     const char *parts[2] = {(const char *)prefix, key};
     size_t sizes[2] = {sizeof(prefix), key_len};
@@ -474,6 +620,7 @@ void eddy_statedb_batch_set_changelog_pos(eddy_statedb_batch_t *batch, eddy_stat
 eddy_err_t eddy_statedb_write(eddy_statedb_t *db, eddy_statedb_batch_t *batch, bool sync,
                               char *errstr, size_t errstr_size)
 {
+    unstage(batch, db);
     if (rocksdb_writebatch_count(batch->wb) == 0)
         return EDDY_OK;
     char *err = NULL;
