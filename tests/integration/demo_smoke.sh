@@ -18,7 +18,6 @@ trap 'kill -9 $demo 2>/dev/null || true; pkill -9 -P $demo 2>/dev/null || true; 
 # empty and "complete": false, so the test waits for both.
 windows_url="http://127.0.0.1:$port/api/stores/requests_per_endpoint/windows?from=0&to=9999999999999"
 ok=0
-windows=0
 for _ in $(seq 600); do
   if curl -sf "http://127.0.0.1:$port/api/health" | python3 -c '
 import json, sys

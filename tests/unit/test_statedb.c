@@ -12,6 +12,7 @@
 
 #include "stores/statedb.h"
 #include "stores/window_key.h"
+#include "topology/hash.h"
 
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -220,19 +221,16 @@ static int digest(int32_t task, int64_t start, const char *key, size_t key_len, 
 {
     digest_t *d = opaque;
     const uint64_t fields[] = {(uint64_t)task, (uint64_t)start, key_len, value_len};
-    for (int f = 0; f < 4; f++)
-        d->hash = (d->hash ^ fields[f]) * 1099511628211u;
-    for (size_t i = 0; i < key_len; i++)
-        d->hash = (d->hash ^ (uint8_t)key[i]) * 1099511628211u;
-    for (size_t i = 0; i < value_len; i++)
-        d->hash = (d->hash ^ ((const uint8_t *)value)[i]) * 1099511628211u;
+    d->hash = eddy_hash64(fields, sizeof(fields), d->hash);
+    d->hash = eddy_hash64(key, key_len, d->hash);
+    d->hash = eddy_hash64(value, value_len, d->hash);
     d->n++;
     return 0;
 }
 
 static digest_t digest_store(eddy_statedb_t *db, int store)
 {
-    digest_t d = {14695981039346656037u, 0};
+    digest_t d = {0, 0};
     char errstr[256];
     assert_int_equal(
         eddy_statedb_scan(db, store, -1, INT64_MIN, INT64_MAX, digest, &d, errstr, sizeof(errstr)),
