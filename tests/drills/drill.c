@@ -1585,10 +1585,8 @@ static void forget_records(eddy_test_topic_t *input)
     size_t drop = (size_t)opt.forget < n0 ? (size_t)opt.forget : n0;
     if (drop == 0)
         return;
-    for (size_t i = n0 - drop; i < n0; i++) {
-        free(input->recs[i].key);
-        free(input->recs[i].value);
-    }
+    for (size_t i = n0 - drop; i < n0; i++)
+        eddy_test_record_free(&input->recs[i]);
     memmove(input->recs + n0 - drop, input->recs + n0, (input->n - n0) * sizeof(*input->recs));
     input->n -= drop;
     progress("self-check: %zu records of partition 0 left out of the reference", drop);

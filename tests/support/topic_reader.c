@@ -70,8 +70,37 @@ void eddy_test_record_set(eddy_test_record_t *r, const rd_kafka_message_t *msg)
     r->offset = msg->offset;
     r->key = msg->key ? dup_bytes(msg->key, msg->key_len) : NULL;
     r->key_len = msg->key_len;
-    r->value = dup_bytes(msg->payload, msg->len);
-    r->len = msg->len;
+    r->value = dup_bytes(msg->payload ? msg->payload : "", msg->payload ? msg->len : 0);
+    r->len = msg->payload ? msg->len : 0;
+    r->value_null = msg->payload == NULL;
+    r->timestamp = rd_kafka_message_timestamp(msg, NULL);
+    r->headers = NULL;
+    r->n_headers = 0;
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+        size_t n = rd_kafka_header_cnt(hdrs);
+        r->headers = calloc(n ? n : 1, sizeof(*r->headers));
+        const char *name;
+        const void *value;
+        size_t len;
+        for (size_t i = 0; i < n && !rd_kafka_header_get_all(hdrs, i, &name, &value, &len); i++) {
+            eddy_test_header_t *h = &r->headers[r->n_headers++];
+            h->name = dup_bytes(name, strlen(name));
+            h->value = value ? dup_bytes(value, len) : NULL;
+            h->len = value ? len : 0;
+        }
+    }
+}
+
+const char *eddy_test_record_header(const eddy_test_record_t *rec, const char *name, size_t *len)
+{
+    for (size_t i = rec->n_headers; i-- > 0;)
+        if (!strcmp(rec->headers[i].name, name)) {
+            if (len)
+                *len = rec->headers[i].len;
+            return rec->headers[i].value;
+        }
+    return NULL;
 }
 
 int eddy_test_read_topic(const char *bootstrap, const char *topic, eddy_test_topic_t *out)
@@ -174,12 +203,22 @@ fail:
     return -1;
 }
 
+void eddy_test_record_free(eddy_test_record_t *rec)
+{
+    free(rec->key);
+    free(rec->value);
+    for (size_t h = 0; h < rec->n_headers; h++) {
+        free(rec->headers[h].name);
+        free(rec->headers[h].value);
+    }
+    free(rec->headers);
+    memset(rec, 0, sizeof(*rec));
+}
+
 void eddy_test_topic_free(eddy_test_topic_t *topic)
 {
-    for (size_t i = 0; i < topic->n; i++) {
-        free(topic->recs[i].key);
-        free(topic->recs[i].value);
-    }
+    for (size_t i = 0; i < topic->n; i++)
+        eddy_test_record_free(&topic->recs[i]);
     free(topic->recs);
     memset(topic, 0, sizeof(*topic));
 }

@@ -7,16 +7,28 @@
 #ifndef EDDY_TEST_TOPIC_READER_H
 #define EDDY_TEST_TOPIC_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/** One header of a record: name and value are NUL-terminated copies. */
+typedef struct eddy_test_header_s {
+    char *name;  /* header name */
+    char *value; /* its value (NULL for a null value) */
+    size_t len;  /* value bytes */
+} eddy_test_header_t;
+
 typedef struct eddy_test_record_s {
-    int32_t partition; /* partition the record was read from */
-    int64_t offset;    /* its offset there */
-    char *key;         /* NUL-terminated copy (NULL for a null key) */
-    size_t key_len;    /* key bytes */
-    char *value;       /* NUL-terminated copy of the payload */
-    size_t len;        /* payload bytes */
+    int32_t partition;           /* partition the record was read from */
+    int64_t offset;              /* its offset there */
+    int64_t timestamp;           /* record timestamp, ms (-1: none) */
+    char *key;                   /* NUL-terminated copy (NULL for a null key) */
+    size_t key_len;              /* key bytes */
+    char *value;                 /* NUL-terminated copy of the payload ("" for a null value) */
+    size_t len;                  /* payload bytes */
+    bool value_null;             /* the value was null (a tombstone) */
+    eddy_test_header_t *headers; /* in record order */
+    size_t n_headers;            /* entries in headers */
 } eddy_test_record_t;
 
 typedef struct eddy_test_topic_s {
@@ -31,6 +43,13 @@ typedef struct eddy_test_topic_s {
 int eddy_test_read_topic(const char *bootstrap, const char *topic, eddy_test_topic_t *out);
 
 void eddy_test_topic_free(eddy_test_topic_t *topic);
+
+/** Frees what one record holds (eddy_test_topic_free does it for all). */
+void eddy_test_record_free(eddy_test_record_t *rec);
+
+/** The value of the last header named `name` of `rec` (NUL-terminated), or NULL if
+ *  it has none; *len (if not NULL) gets its length. */
+const char *eddy_test_record_header(const eddy_test_record_t *rec, const char *name, size_t *len);
 
 /** Fills *rec with copies of msg's partition, offset, key and value (freed by
  *  eddy_test_topic_free). `msg` is an rd_kafka_message_t. */
