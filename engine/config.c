@@ -41,6 +41,9 @@ static const key_def_t keys[] = {
      "milliseconds between commits (1..3600000)"},
     {"processing.guarantee", T_GUARANTEE, OFF(guarantee), 0, 0, "at_least_once or exactly_once_v2"},
     {"poll.ms", T_INT, OFF(poll_ms), 1, 10000, "longest wait in one poll, ms (1..10000)"},
+    {"task.max.failed.commits", T_INT, OFF(task_max_failed_commits), 1, 1000000,
+     "commits in a row a task's record may fail for the same deterministic reason (too large, "
+     "invalid) before the task stops in the error state (1..1000000)"},
     {"changelog.snapshot.bytes", T_INT, OFF(changelog_snapshot_bytes), 0, INT64_MAX / 4,
      "changelog bytes between two snapshots of a store's task, 0 = never"},
     {"errors.deadletterqueue.topic.name", T_STR, OFF(dlq_topic), 0, 0,
@@ -70,6 +73,7 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->commit_interval_ms = 100;
     cfg->guarantee = EDDY_EXACTLY_ONCE_V2;
     cfg->poll_ms = 100;
+    cfg->task_max_failed_commits = 3;
     cfg->changelog_snapshot_bytes = 4 << 20;
     cfg->dlq_topic = strdup("");
     cfg->ws_interval_ms = 1000;

@@ -38,6 +38,7 @@ typedef struct eddy_config_s {
     int64_t commit_interval_ms;       /* commit.interval.ms */
     eddy_guarantee_t guarantee;       /* processing.guarantee */
     int64_t poll_ms;                  /* poll.ms: longest wait for records in one poll */
+    int64_t task_max_failed_commits;  /* task.max.failed.commits: see docs/running.md */
     int64_t changelog_snapshot_bytes; /* changelog.snapshot.bytes: see docs/stores.md */
     char *dlq_topic;                  /* errors.deadletterqueue.topic.name ("" = <app>-dlq) */
     int64_t ws_interval_ms;           /* http.ws.interval.ms: WebSocket update checks */

@@ -13,6 +13,8 @@ const double eddy_commit_bucket_bounds[EDDY_COMMIT_BUCKETS] = {
 eddy_err_t eddy_metrics_init(eddy_metrics_t *m)
 {
     pthread_mutex_init(&m->commit_lock, NULL);
+    atomic_init(&m->dlq_max_bytes, 1000000); /* librdkafka's message.max.bytes, until a
+                                                producer says otherwise */
     m->commit_ms = eddy_sketch_new();
     return m->commit_ms ? EDDY_OK : EDDY_ERR_NOMEM;
 }

@@ -22,10 +22,14 @@
 /** Upper bounds of the commit latency histogram, in seconds. */
 #define EDDY_COMMIT_BUCKETS 12
 
-/** A task's life: it restores its stores from their changelogs, then processes. */
+/** A task's life: it restores its stores from their changelogs, then processes.
+ *  A task whose commits fail again and again for the same deterministic reason
+ *  stops in ERROR (stream_thread.c): paused, committing nothing, until it is
+ *  assigned afresh (a rebalance or a restart). */
 typedef enum eddy_task_state_e {
     EDDY_TASK_RESTORING = 1,
     EDDY_TASK_RUNNING = 2,
+    EDDY_TASK_ERROR = 3,
 } eddy_task_state_t;
 
 /** One input partition as seen by this instance. Written by the owning stream
@@ -35,9 +39,17 @@ typedef struct eddy_partition_stats_s {
     atomic_int state;                   /* eddy_task_state_t while owned */
     atomic_llong restore_read;          /* changelog records read by the current restore */
     atomic_llong restore_total;         /* changelog records it has to read */
-    atomic_llong processed;             /* records processed since the task started */
+    atomic_llong consumed;              /* input records taken (each offset once), committed */
+    atomic_llong dead_lettered;         /* of those, bad input sent to the dead-letter topic;
+                                           consumed - dead_lettered were applied to the stores */
     atomic_llong late;                  /* (record, window) updates dropped: window closed */
-    atomic_llong undecodable;           /* records that could not be decoded */
+    atomic_llong dlq_written;           /* dead letters committed to the dead-letter topic */
+    atomic_llong dlq_truncated;         /* of those, copies cut to fit the producer's limit */
+    atomic_llong dlq_failed;            /* dead letters the producer refused or lost (each
+                                           attempt; the record is retried with its commit) */
+    atomic_int error_code;              /* EDDY_TASK_ERROR: the rd_kafka_resp_err_t at fault */
+    atomic_int error_commits;           /* EDDY_TASK_ERROR: failed commits before it stopped */
+    atomic_llong error_since_ms;        /* EDDY_TASK_ERROR: wall clock when it stopped */
     atomic_llong input_lost;            /* input records retention deleted unprocessed */
     atomic_llong next_offset;           /* next input offset to process (-1 unknown) */
     atomic_llong committed_offset;      /* next offset as of the last commit */
@@ -63,6 +75,9 @@ typedef struct eddy_metrics_s {
     atomic_llong producer_restarts;          /* producers recreated after a fatal error */
     atomic_llong last_commit_ms;             /* wall clock of the last commit; 0: none yet */
     atomic_int brokers_down;                 /* a client saw all brokers down since then */
+    atomic_llong dlq_max_bytes;              /* a dead-letter copy's limit: the producer's
+                                                message.max.bytes, halved whenever the
+                                                broker refuses a copy as too large */
     pthread_mutex_t commit_lock;             /* guards commit_ms */
     struct eddy_sketch_s *commit_ms;         /* commit latencies (ms), 1% relative error */
     eddy_partition_stats_t parts[EDDY_MAX_PARTITIONS]; /* per input partition */

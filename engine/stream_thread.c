@@ -17,6 +17,11 @@
  *   so whatever the failed commit left in the changelogs is applied if its marker
  *   made it and ignored otherwise (the embedded broker shows aborted records).
  *   A fatal producer error recreates the producer; the thread stays in the group.
+ *   A task whose records fail its thread's commits again and again for the same
+ *   deterministic reason (the producer or the broker refuses a record for what it
+ *   is: too large, invalid) is stopped in ERROR after task.max.failed.commits of
+ *   them, so that its thread's other tasks go on; every other failure (brokers
+ *   down, timeouts, fencing) is retried for as long as it lasts.
  *
  * The changelogs are the truth; local state is a cache of them, so a task
  * resumes at the input position of its last commit marker wherever it runs.
@@ -56,14 +61,18 @@ struct eddy_stream_thread_s {
     bool seek_pending[EDDY_MAX_PARTITIONS];      /* restored, but its input is not positioned
                                                     yet: paused, its records ignored */
     unsigned seek_failures[EDDY_MAX_PARTITIONS]; /* in a row, for the log */
-    int n_tasks;                                 /* non-NULL entries in tasks */
-    eddy_statedb_batch_t *batch;                 /* reused for every commit */
-    int64_t delivery_failures;                   /* failed deliveries since the last commit */
-    atomic_int stop;                             /* set by signal_stop */
-    atomic_bool failed;                          /* ended on a fatal error */
-    int64_t last_commit_ns;                      /* monotonic time of the last commit */
-    int64_t last_group_commit_ns;                /* ... and of the last one sent to the group */
-    rd_kafka_queue_t *queue;                     /* the consumer's queue, read in batches */
+    rd_kafka_resp_err_t fail_err[EDDY_MAX_PARTITIONS]; /* the deterministic error that failed
+                                                          the task's last commits */
+    int fail_count[EDDY_MAX_PARTITIONS];               /* how many in a row, since the task's
+                                                          last successful commit */
+    int n_tasks;                                       /* non-NULL entries in tasks */
+    eddy_statedb_batch_t *batch;                       /* reused for every commit */
+    int64_t delivery_failures;                         /* failed deliveries since the last commit */
+    atomic_int stop;                                   /* set by signal_stop */
+    atomic_bool failed;                                /* ended on a fatal error */
+    int64_t last_commit_ns;                            /* monotonic time of the last commit */
+    int64_t last_group_commit_ns; /* ... and of the last one sent to the group */
+    rd_kafka_queue_t *queue;      /* the consumer's queue, read in batches */
     /* The commit in flight: flushed, handed to the committer, not yet finished. */
     bool in_flight;                      /* a commit is in flight */
     bool in_commit[EDDY_MAX_PARTITIONS]; /* the tasks it holds */
@@ -102,14 +111,11 @@ static void fail(eddy_stream_thread_t *st)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     eddy_stream_thread_t *st = opaque;
-    if (msg->err) {
-        if (st->delivery_failures++ == 0)
-            eddy_log_warn("delivery to %s [%d] failed: %s", rd_kafka_topic_name(msg->rkt),
-                          (int)msg->partition, rd_kafka_err2str(msg->err));
-        return;
-    }
-    if (msg->_private) /* a commit marker */
-        eddy_task_marker_delivered(msg->_private, msg->offset);
+    if (msg->err && st->delivery_failures++ == 0)
+        eddy_log_warn("delivery to %s [%d] failed: %s", rd_kafka_topic_name(msg->rkt),
+                      (int)msg->partition, rd_kafka_err2str(msg->err));
+    if (msg->_private) /* every record a task produces is tagged (task.h) */
+        eddy_task_delivered(msg->_private, msg->err, msg->offset);
 }
 
 /* librdkafka's errors, for the log and /api/health's "broker": with this set it no
@@ -164,6 +170,16 @@ static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t 
                                                    cfg->n_producer_props, errstr, errstr_size);
     if (!conf)
         return NULL;
+    /* Dead-letter copies are cut to fit what this producer may send. */
+    char max_bytes[32];
+    size_t max_bytes_size = sizeof(max_bytes);
+    long long limit = 0;
+    if (rd_kafka_conf_get(conf, "message.max.bytes", max_bytes, &max_bytes_size) ==
+            RD_KAFKA_CONF_OK &&
+        (limit = atoll(max_bytes)) > 0) {
+        long long unset = 1000000;
+        atomic_compare_exchange_strong(&st->rt->metrics.dlq_max_bytes, &unset, limit);
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_opaque(conf, st);
@@ -325,10 +341,60 @@ failed:
 
 /* --- commit ------------------------------------------------------------------------- */
 
+/* True for errors that a record gets for what it is, so that sending it again can
+ * only fail again: the producer's or the broker's size limits, a record the broker
+ * finds invalid or against its policy. Not for anything about the brokers, the
+ * network, the transaction or the producer's state: those pass or are fatal. */
+static bool deterministic(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Counts, per task of the failed commit, a failure its own record caused for a
+ * deterministic reason; true in stop[p] for a task that reached
+ * task.max.failed.commits of them in a row. */
+static void charge_failures(eddy_stream_thread_t *st, bool *stop)
+{
+    const int max = (int)st->rt->cfg->task_max_failed_commits;
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++) {
+        stop[p] = false;
+        if (!st->tasks[p] || !st->in_commit[p])
+            continue;
+        char what[160];
+        rd_kafka_resp_err_t err = eddy_task_commit_error(st->tasks[p], what, sizeof(what));
+        if (!deterministic(err))
+            continue;
+        st->fail_count[p] = err == st->fail_err[p] ? st->fail_count[p] + 1 : 1;
+        st->fail_err[p] = err;
+        stop[p] = st->fail_count[p] >= max;
+        if (stop[p])
+            eddy_log_error("task %d stops: %s was refused in %d commits in a row (%s); its "
+                           "partition is paused and no longer committed, the thread's other "
+                           "tasks go on; a restart or a rebalance tries it again (/api/health "
+                           "shows it as \"error\")",
+                           p, what, st->fail_count[p], rd_kafka_err2str(err));
+        else
+            eddy_log_warn("task %d: %s was refused (%s): failed commit %d of at most %d", p, what,
+                          rd_kafka_err2str(err), st->fail_count[p], max);
+    }
+}
+
 /* After a failed commit: abort what can be aborted, recreate the producer if it
  * is unusable, and roll every task back to its last commit. */
 static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t *error)
 {
+    bool stop_task[EDDY_MAX_PARTITIONS];
+    charge_failures(st, stop_task);
     bool fatal = (error && rd_kafka_error_is_fatal(error)) ||
                  rd_kafka_fatal_error(st->producer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
     eddy_log_warn("commit failed (%s%s%s); rolling back %d tasks to their last commit", step,
@@ -383,6 +449,12 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
             eddy_log_error("task %d: %s", p, errstr);
             fail(st);
             return;
+        }
+        if (stop_task[p]) {
+            eddy_task_fail(task, st->fail_err[p], st->fail_count[p]);
+            pause_partition(st, p, true);
+            st->seek_pending[p] = false;
+            continue;
         }
         rolled[n_rolled++] = task;
     }
@@ -537,7 +609,14 @@ static eddy_err_t commit_end(eddy_stream_thread_t *st, bool wait, bool to_group)
         eddy_task_t *task = st->tasks[p];
         if (!st->in_commit[p])
             continue;
+        int64_t before = eddy_task_committed_offset(task);
         eddy_task_committed(task);
+        /* Only a commit that moved the task clears its failures: one that held
+         * nothing of it (right after a rollback's restore) proves nothing. */
+        if (eddy_task_committed_offset(task) != before) {
+            st->fail_count[p] = 0;
+            st->fail_err[p] = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
         /* For the lag in /metrics: librdkafka's cached watermarks from the
          * last fetch response, no request to the broker. */
         int64_t lo = -1, hi = -1;
@@ -614,6 +693,8 @@ static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
                 continue;
             }
             st->n_tasks++;
+            st->fail_count[p] = 0;
+            st->fail_err[p] = RD_KAFKA_RESP_ERR_NO_ERROR;
             fresh[n_fresh++] = st->tasks[p];
         }
         int64_t next = eddy_task_next_offset(st->tasks[p]);

@@ -13,7 +13,15 @@
  * and its source position in headers, to the dead-letter topic by the next flush,
  * inside the same transaction as the changelog records and the input offsets. So
  * it reaches the dead-letter topic exactly once with exactly_once_v2; a rollback
- * drops the copies along with the rest, and the input is read again.
+ * drops the copies along with the rest, and the input is read again. The copy
+ * keeps the record's key, headers and null value; one that would not fit the
+ * producer's message limit is cut to fit (the whole record stays in the source
+ * topic), so a bad record can never fail a commit by its size.
+ *
+ * Every record the task produces carries a delivery tag (its opaque) naming the
+ * task, so that a record the producer refuses or the broker rejects is charged
+ * to the task that wrote it (eddy_task_commit_error): the stream thread stops a
+ * task whose commits keep failing for the same deterministic reason.
  */
 #include "engine/task.h"
 #include "engine/decode.h"
@@ -31,6 +39,23 @@
 
 #define MAX_KEY 1024
 
+/* What a produced record's delivery report points to (the message opaque). */
+typedef struct delivery_tag_s {
+    struct eddy_task_s *task; /* the task that produced it */
+    int64_t *offset;          /* a commit marker: where its offset goes; else NULL */
+    const char *what;         /* what the record is, for errors ("a dead-letter copy") */
+    int store;                /* the store of a changelog record or marker; -1 if none */
+} delivery_tag_t;
+
+/* The counters a task keeps, live, as of the flush in flight and as committed. */
+typedef struct task_counts_s {
+    int64_t consumed;      /* input records taken, each offset once */
+    int64_t dead_lettered; /* of those, sent to the dead-letter topic */
+    int64_t late;          /* (record, window) updates dropped: window closed */
+    int64_t dlq_written;   /* dead-letter copies produced */
+    int64_t dlq_truncated; /* of those, cut to fit */
+} task_counts_t;
+
 typedef struct task_store_s {
     struct eddy_task_s *task;        /* the task this belongs to */
     const eddy_store_def_t *def;     /* the declaration */
@@ -43,6 +68,8 @@ typedef struct task_store_s {
     int64_t skip_before;             /* input records below this are in the store already */
     int64_t marker_offset;           /* changelog offset of this commit's marker, from its
                                         delivery report; -1 until then */
+    delivery_tag_t marker_tag;       /* the marker's delivery tag (offset: marker_offset) */
+    delivery_tag_t data_tag;         /* the tag of the store's changelog records */
     eddy_changelog_replay_t *replay; /* while restoring: the changelog being read */
     bool restored;                   /* while restoring: reached the end of the changelog */
     bool truncated;                  /* while restoring: retention deleted records it needed */
@@ -62,7 +89,7 @@ struct eddy_task_s {
     int64_t committed_stream_time;                 /* stream_time as of the last commit */
     int64_t flush_offset;                          /* next_offset as of the last flush */
     int64_t flush_stream_time;                     /* stream_time as of the last flush */
-    int64_t flush_counts[3];                       /* processed, late, undecodable then */
+    task_counts_t flush_counts;                    /* the counters then */
     uint64_t incarnation;                          /* random id of this run of the task */
     uint64_t seq;                                  /* commits written in this incarnation */
     bool pending_marker;                           /* this commit produced markers */
@@ -76,10 +103,15 @@ struct eddy_task_s {
     eddy_statedb_batch_t *flush_batch;             /* batch of the flush in progress */
     rd_kafka_t *flush_rk;                          /* producer of the flush in progress */
     eddy_err_t flush_err;                          /* first produce error of the flush */
-    int64_t processed, late, undecodable;          /* counters, published at each commit */
-    int64_t committed_counts[3];                   /* the three as of the last commit */
+    task_counts_t counts;                          /* live counters */
+    task_counts_t committed_counts;                /* as of the last commit (published) */
+    delivery_tag_t dl_tag;                         /* delivery tag of dead-letter copies */
+    rd_kafka_resp_err_t commit_err;                /* first error a record of the commit in
+                                                      progress met (produce or delivery) */
+    const char *commit_err_what;                   /* what that record was */
+    int commit_err_store;                          /* its store, or -1 */
     size_t flushed;                                /* entries added by it */
-    int64_t undecodable_logged;                    /* undecodable records logged (capped) */
+    int64_t dl_logged;                             /* dead letters logged (capped) */
     eddy_statedb_batch_t *restore_batch;           /* restored records not yet written */
     int64_t restored_records;                      /* changelog records applied by the restore */
     int64_t restore_started_ns;                    /* when the restore began */
@@ -92,14 +124,19 @@ struct eddy_task_s {
     size_t dl_used, dl_bytes_cap;                  /* used, allocated */
 };
 
-/* A record bound for the dead-letter topic: its key and value are in dl_bytes. */
+/* A record bound for the dead-letter topic: (the start of) its key and value are
+ * in dl_bytes, at most what the dead-letter limit let through when it came. */
 typedef struct dead_letter_s {
-    int64_t offset, timestamp; /* source position and record timestamp (-1: none) */
-    const char *reason;        /* static text from the decoder */
-    int field;                 /* the topology field at fault, or -1 */
-    size_t key_off, value_off; /* into dl_bytes */
-    size_t key_len, value_len; /* key_len SIZE_MAX: the record had no key */
+    int64_t offset, timestamp;   /* source position and record timestamp (-1: none) */
+    const char *reason;          /* static text from the decoder */
+    int field;                   /* the topology field at fault, or -1 */
+    size_t key_off, value_off;   /* into dl_bytes */
+    size_t key_len, value_len;   /* bytes kept; SIZE_MAX: the record had no key / a null value */
+    size_t key_size, value_size; /* the record's own sizes */
+    rd_kafka_headers_t *headers; /* a copy of the record's headers (owned), or NULL */
 } dead_letter_t;
+
+static void dl_clear(eddy_task_t *task);
 
 static void free_agg(void *state, void *opaque)
 {
@@ -149,9 +186,14 @@ static eddy_err_t load_positions(eddy_task_t *task, char *errstr, size_t errstr_
 static void publish(eddy_task_t *task)
 {
     eddy_partition_stats_t *st = task->stats;
-    atomic_store_explicit(&st->processed, task->processed, memory_order_relaxed);
-    atomic_store_explicit(&st->late, task->late, memory_order_relaxed);
-    atomic_store_explicit(&st->undecodable, task->undecodable, memory_order_relaxed);
+    /* The counters as committed, so that they agree with each other and with the
+     * committed offset (the task may have gone on processing since the flush). */
+    const task_counts_t *c = &task->committed_counts;
+    atomic_store_explicit(&st->consumed, c->consumed, memory_order_relaxed);
+    atomic_store_explicit(&st->dead_lettered, c->dead_lettered, memory_order_relaxed);
+    atomic_store_explicit(&st->late, c->late, memory_order_relaxed);
+    atomic_store_explicit(&st->dlq_written, c->dlq_written, memory_order_relaxed);
+    atomic_store_explicit(&st->dlq_truncated, c->dlq_truncated, memory_order_relaxed);
     atomic_store_explicit(&st->next_offset, task->next_offset, memory_order_relaxed);
     atomic_store_explicit(&st->stream_time, task->stream_time, memory_order_relaxed);
     atomic_store_explicit(&st->committed_offset, task->committed_offset, memory_order_relaxed);
@@ -185,9 +227,15 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     /* The partition's counters go on from what earlier tasks of it in this process
      * counted (a partition that moves between threads, or away and back, gets a
      * new task): totals stay per process, and Prometheus counters never go down. */
-    task->processed = task->committed_counts[0] = atomic_load(&task->stats->processed);
-    task->late = task->committed_counts[1] = atomic_load(&task->stats->late);
-    task->undecodable = task->committed_counts[2] = atomic_load(&task->stats->undecodable);
+    task->committed_counts = (task_counts_t){
+        .consumed = atomic_load(&task->stats->consumed),
+        .dead_lettered = atomic_load(&task->stats->dead_lettered),
+        .late = atomic_load(&task->stats->late),
+        .dlq_written = atomic_load(&task->stats->dlq_written),
+        .dlq_truncated = atomic_load(&task->stats->dlq_truncated),
+    };
+    task->counts = task->flush_counts = task->committed_counts;
+    task->dl_tag = (delivery_tag_t){task, NULL, "a dead-letter copy", -1};
     task->cache_hits = (uint64_t)atomic_load(&task->stats->cache_hits);
     task->cache_misses = (uint64_t)atomic_load(&task->stats->cache_misses);
     task->n_stores = eddy_topology_store_count(rt->topo);
@@ -200,6 +248,8 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
         ts->cache = eddy_cache_new(free_agg, NULL);
         ts->expired_before = INT64_MIN;
         ts->marker_offset = -1;
+        ts->marker_tag = (delivery_tag_t){task, &ts->marker_offset, "a commit marker", (int)i};
+        ts->data_tag = (delivery_tag_t){task, NULL, "a changelog record", (int)i};
         ts->changelog_bytes = INT64_MAX / 2; /* the first commit is a snapshot */
         if (!ts->cache || ts->index < 0) {
             eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "cannot set up store %s", ts->def->name);
@@ -236,6 +286,7 @@ void eddy_task_destroy(eddy_task_t *task)
     atomic_store(&task->stats->owner, 0);
     eddy_statedb_batch_destroy(task->restore_batch);
     eddy_decoder_destroy(task->decoder);
+    dl_clear(task);
     free(task->buf);
     free(task->keys);
     free(task->dl);
@@ -312,39 +363,87 @@ static bool dl_reserve(eddy_task_t *task, size_t n)
     return true;
 }
 
-static void note_undecodable(eddy_task_t *task, const rd_kafka_message_t *msg, const char *reason,
+/* The smallest dead-letter limit eddy goes down to after the broker refused a copy
+ * as too large (each refusal halves the limit). */
+#define DL_LIMIT_MIN 1024
+
+/* Bytes the record batch and the record itself take besides key, value and
+ * headers, with room to spare (librdkafka counts them against message.max.bytes). */
+#define DL_OVERHEAD 128
+
+/* eddy's own headers when a copy was cut, at their largest. */
+#define DL_TRUNC_HEADERS_MAX 160
+
+/* Bytes a set of headers takes in a record, near enough: names, values and a few
+ * bytes of lengths for each. */
+static size_t headers_size(const rd_kafka_headers_t *h)
+{
+    size_t n = 0;
+    const char *name;
+    const void *value;
+    size_t len;
+    for (size_t i = 0; h && !rd_kafka_header_get_all(h, i, &name, &value, &len); i++)
+        n += strlen(name) + len + 12;
+    return n;
+}
+
+/* Drops the dead letters of the open commit (produced, or to be read again). */
+static void dl_clear(eddy_task_t *task)
+{
+    for (size_t i = 0; i < task->n_dl; i++)
+        if (task->dl[i].headers) /* librdkafka's destroy takes no NULL */
+            rd_kafka_headers_destroy(task->dl[i].headers);
+    task->n_dl = 0;
+    task->dl_used = 0;
+}
+
+/* Keeps a copy of `msg` for the dead-letter topic, at most what the dead-letter
+ * limit could ever take of its key and value, so that the copies of a flood of
+ * huge records stay small. */
+static void note_dead_letter(eddy_task_t *task, const rd_kafka_message_t *msg, const char *reason,
                              int field)
 {
-    size_t key_len = msg->key ? msg->key_len : 0;
-    if (dl_reserve(task, key_len + msg->len)) {
+    const size_t limit = (size_t)atomic_load(&task->rt->metrics.dlq_max_bytes);
+    const size_t key_size = msg->key ? msg->key_len : 0, value_size = msg->payload ? msg->len : 0;
+    const size_t key_keep = key_size < limit ? key_size : limit;
+    const size_t value_keep = value_size < limit ? value_size : limit;
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = NULL;
+    if (dl_reserve(task, key_keep + value_keep)) {
         dead_letter_t *d = &task->dl[task->n_dl++];
         d->offset = msg->offset;
         d->timestamp = rd_kafka_message_timestamp(msg, NULL);
         d->reason = reason;
         d->field = field;
+        d->key_size = key_size;
+        d->value_size = value_size;
         d->key_off = task->dl_used;
-        d->key_len = msg->key ? msg->key_len : SIZE_MAX;
-        if (key_len)
-            memcpy(task->dl_bytes + task->dl_used, msg->key, key_len);
-        task->dl_used += key_len;
+        d->key_len = msg->key ? key_keep : SIZE_MAX;
+        if (key_keep)
+            memcpy(task->dl_bytes + task->dl_used, msg->key, key_keep);
+        task->dl_used += key_keep;
         d->value_off = task->dl_used;
-        d->value_len = msg->len;
-        if (msg->len)
-            memcpy(task->dl_bytes + task->dl_used, msg->payload, msg->len);
-        task->dl_used += msg->len;
+        d->value_len = msg->payload ? value_keep : SIZE_MAX;
+        if (value_keep)
+            memcpy(task->dl_bytes + task->dl_used, msg->payload, value_keep);
+        task->dl_used += value_keep;
+        d->headers = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
     } else {
-        eddy_log_error("task %d: out of memory for the dead letter of offset %lld", task->partition,
-                       (long long)msg->offset);
+        /* Counted as dead-lettered but not written: dlq_written falls behind. */
+        eddy_log_error("task %d: out of memory for the dead-letter copy of offset %lld",
+                       task->partition, (long long)msg->offset);
     }
-    task->undecodable++;
-    if (task->undecodable_logged++ < 20)
-        eddy_log_warn("undecodable record at %s/%d@%lld sent to the dead-letter topic: %s%s%s%s",
+    task->counts.dead_lettered++;
+    if (task->dl_logged++ < 20)
+        eddy_log_warn("bad record at %s/%d@%lld sent to the dead-letter topic: %s%s%s%s",
                       rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset,
                       reason, field >= 0 ? " (field '" : "",
                       field >= 0 ? eddy_topology_field_name(task->rt->topo, (size_t)field) : "",
                       field >= 0 ? "')" : "");
-    else if (task->undecodable_logged == 21)
-        eddy_log_warn("task %d: more undecodable records; not logging them one by one",
+    else if (task->dl_logged == 21)
+        eddy_log_warn("task %d: more bad records; not logging them one by one (dead_lettered in "
+                      "/api/health counts them)",
                       task->partition);
 }
 
@@ -355,12 +454,12 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
     if (msg->offset < task->next_offset)
         return;
     task->next_offset = msg->offset + 1;
-    task->processed++;
+    task->counts.consumed++;
 
     eddy_decoded_t dec;
     const char *reason = NULL;
     if (eddy_decode_json(task->decoder, msg->payload, msg->len, task->values, &dec, &reason)) {
-        note_undecodable(task, msg, reason, dec.bad_field);
+        note_dead_letter(task, msg, reason, dec.bad_field);
         return;
     }
     if (dec.ts > task->stream_time) {
@@ -372,7 +471,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
         if (!eddy_store_group_key(task->stores[i].def, task->values, task->keys + i * MAX_KEY,
                                   MAX_KEY, &key_lens[i])) {
             /* The decoder checked the group fields; only an oversized key gets here. */
-            note_undecodable(task, msg, "the group key is longer than 1024 bytes", -1);
+            note_dead_letter(task, msg, "the group key is longer than 1024 bytes", -1);
             return;
         }
     int64_t starts[EDDY_WINDOWS_PER_EVENT_MAX];
@@ -388,7 +487,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
             n = EDDY_WINDOWS_PER_EVENT_MAX;
         for (size_t j = 0; j < n; j++) {
             if (starts[j] + w->size_ms + w->grace_ms <= task->stream_time) {
-                task->late++;
+                task->counts.late++;
                 continue;
             }
             eddy_cache_entry_t *e = window_entry(task, ts, starts[j], key, key_len);
@@ -406,19 +505,33 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
 /* --- commit ------------------------------------------------------------------------- */
 
 /* Produces one changelog record, waiting while librdkafka's queue is full. */
-static eddy_err_t produce(rd_kafka_t *rk, const char *topic, int32_t partition, const void *key,
-                          size_t key_len, const void *value, size_t value_len, void *opaque)
+/* Charges `err`, met by a record tagged `tag`, to the commit in progress: the
+ * first error of a commit is the one that tells why it failed. */
+static void note_commit_error(delivery_tag_t *tag, rd_kafka_resp_err_t err)
+{
+    eddy_task_t *task = tag->task;
+    if (task->commit_err)
+        return;
+    task->commit_err = err;
+    task->commit_err_what = tag->what;
+    task->commit_err_store = tag->store;
+}
+
+/* Produces one record tagged `tag`, waiting while librdkafka's queue is full. */
+static eddy_err_t produce(rd_kafka_t *rk, delivery_tag_t *tag, const char *topic, int32_t partition,
+                          const void *key, size_t key_len, const void *value, size_t value_len)
 {
     rd_kafka_resp_err_t err;
     while ((err = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(tag),
                 RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(rk, 10);
     if (err) {
-        eddy_log_error("cannot produce to %s [%d]: %s", topic, (int)partition,
-                       rd_kafka_err2str(err));
+        eddy_log_error("cannot produce %s (%zu bytes) to %s [%d]: %s", tag->what,
+                       key_len + value_len, topic, (int)partition, rd_kafka_err2str(err));
+        note_commit_error(tag, err);
         return EDDY_ERR_KAFKA;
     }
     return EDDY_OK;
@@ -452,8 +565,8 @@ static void flush_entry(eddy_cache_entry_t *e, void *opaque)
     uint8_t key[9 + MAX_KEY];
     size_t key_len = eddy_changelog_data_key(key, sizeof(key), e->window_start, e->key, e->key_len);
     eddy_changelog_data_header(task->buf, task->incarnation, task->seq);
-    task->flush_err = produce(task->flush_rk, ctx->topic, task->partition, key, key_len, task->buf,
-                              hdr + len, NULL);
+    task->flush_err = produce(task->flush_rk, &ctx->ts->data_tag, ctx->topic, task->partition, key,
+                              key_len, task->buf, hdr + len);
     ctx->ts->commit_records++;
     ctx->ts->changelog_bytes += (int64_t)(key_len + hdr + len);
 }
@@ -483,53 +596,106 @@ static int snapshot_entry(int32_t partition, int64_t start, const char *key, siz
     memcpy(task->buf + hdr, value, value_len);
     uint8_t k[9 + MAX_KEY];
     size_t k_len = eddy_changelog_data_key(k, sizeof(k), start, key, key_len);
-    task->flush_err =
-        produce(task->flush_rk, ctx->topic, partition, k, k_len, task->buf, hdr + value_len, NULL);
+    task->flush_err = produce(task->flush_rk, &ctx->ts->data_tag, ctx->topic, partition, k, k_len,
+                              task->buf, hdr + value_len);
     ctx->ts->commit_records++;
     ctx->ts->snapshot_bytes += (int64_t)(k_len + hdr + value_len);
     return task->flush_err != EDDY_OK;
 }
 
-/* Produces the dead letters of this commit to the dead-letter topic: the record's
- * key and value as they were, and headers saying why and where from. */
+/* How much of a dead letter goes into a copy of at most `limit` bytes, `reserve`
+ * of which eddy's headers and the record's overhead take: the record's own
+ * headers unless they would take more than a quarter of the room, then the key,
+ * cut to half of the room if key and value do not fit together, then as much of
+ * the value as is left. */
+typedef struct dl_fit_s {
+    size_t key, value; /* bytes of each that go */
+    bool headers;      /* the record's headers go */
+} dl_fit_t;
+
+static dl_fit_t dl_fit(size_t limit, size_t reserve, const dead_letter_t *d, size_t hdrs)
+{
+    dl_fit_t fit;
+    size_t room = limit > reserve + 256 ? limit - reserve : 256;
+    size_t key = d->key_len == SIZE_MAX ? 0 : d->key_len;
+    size_t value = d->value_len == SIZE_MAX ? 0 : d->value_len;
+    fit.headers = hdrs <= room / 4;
+    if (fit.headers)
+        room -= hdrs;
+    fit.key = key + value <= room || key <= room / 2 ? key : room / 2;
+    fit.value = value <= room - fit.key ? value : room - fit.key;
+    return fit;
+}
+
+/* Produces the dead letters of this commit to the dead-letter topic: each record's
+ * key, value and headers as they were, and eddy's headers saying why and where
+ * from; a copy that would not fit the dead-letter limit is cut to fit and says
+ * so (eddy.truncated, eddy.original.*). */
 static eddy_err_t flush_dead_letters(eddy_task_t *task, rd_kafka_t *rk)
 {
     const eddy_runtime_t *rt = task->rt;
     int32_t partition = rt->dlq_partitions > 0 ? task->partition % rt->dlq_partitions : 0;
     for (size_t i = 0; i < task->n_dl; i++) {
         const dead_letter_t *d = &task->dl[i];
-        char reason[512], num[3][24];
+        char reason[512], num[6][24], cut[32];
         snprintf(reason, sizeof(reason), "%s%s%s%s", d->reason, d->field >= 0 ? " (field '" : "",
                  d->field >= 0 ? eddy_topology_field_name(rt->topo, (size_t)d->field) : "",
                  d->field >= 0 ? "')" : "");
         snprintf(num[0], sizeof(num[0]), "%d", (int)task->partition);
         snprintf(num[1], sizeof(num[1]), "%lld", (long long)d->offset);
         snprintf(num[2], sizeof(num[2]), "%lld", (long long)d->timestamp);
-        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
-        rd_kafka_header_add(h, "eddy.error.reason", -1, reason, -1);
-        rd_kafka_header_add(h, "eddy.source.topic", -1, rt->source_topic, -1);
-        rd_kafka_header_add(h, "eddy.source.partition", -1, num[0], -1);
-        rd_kafka_header_add(h, "eddy.source.offset", -1, num[1], -1);
-        rd_kafka_header_add(h, "eddy.source.timestamp", -1, num[2], -1);
+        const char *const names[5] = {"eddy.error.reason", "eddy.source.topic",
+                                      "eddy.source.partition", "eddy.source.offset",
+                                      "eddy.source.timestamp"};
+        const char *const values[5] = {reason, rt->source_topic, num[0], num[1], num[2]};
+        size_t reserve = DL_OVERHEAD + DL_TRUNC_HEADERS_MAX;
+        for (int h = 0; h < 5; h++)
+            reserve += strlen(names[h]) + strlen(values[h]) + 12;
+        size_t hdrs = d->headers ? headers_size(d->headers) : 0;
+        dl_fit_t fit = dl_fit((size_t)atomic_load(&rt->metrics.dlq_max_bytes), reserve, d, hdrs);
+        rd_kafka_headers_t *h = d->headers && fit.headers ? rd_kafka_headers_copy(d->headers)
+                                                          : rd_kafka_headers_new(10);
+        for (int k = 0; k < 5; k++)
+            rd_kafka_header_add(h, names[k], -1, values[k], -1);
+        bool key_cut = fit.key < d->key_size, value_cut = fit.value < d->value_size;
+        bool headers_cut = d->headers && !fit.headers;
+        if (key_cut || value_cut || headers_cut) {
+            snprintf(cut, sizeof(cut), "%s%s%s%s%s", key_cut ? "key" : "",
+                     key_cut && (value_cut || headers_cut) ? "," : "", value_cut ? "value" : "",
+                     value_cut && headers_cut ? "," : "", headers_cut ? "headers" : "");
+            snprintf(num[3], sizeof(num[3]), "%zu", d->key_size);
+            snprintf(num[4], sizeof(num[4]), "%zu", d->value_size);
+            snprintf(num[5], sizeof(num[5]), "%zu",
+                     headers_cut ? rd_kafka_header_cnt(d->headers) : (size_t)0);
+            rd_kafka_header_add(h, "eddy.truncated", -1, cut, -1);
+            rd_kafka_header_add(h, "eddy.original.key.size", -1, num[3], -1);
+            rd_kafka_header_add(h, "eddy.original.value.size", -1, num[4], -1);
+            if (headers_cut)
+                rd_kafka_header_add(h, "eddy.original.headers.dropped", -1, num[5], -1);
+        }
         const char *key = d->key_len == SIZE_MAX ? NULL : task->dl_bytes + d->key_off;
-        size_t key_len = d->key_len == SIZE_MAX ? 0 : d->key_len;
+        const char *value = d->value_len == SIZE_MAX ? NULL : task->dl_bytes + d->value_off;
         rd_kafka_resp_err_t err;
         while ((err = rd_kafka_producev(
                     rk, RD_KAFKA_V_TOPIC(rt->dlq_topic), RD_KAFKA_V_PARTITION(partition),
-                    RD_KAFKA_V_KEY(key, key_len),
-                    RD_KAFKA_V_VALUE(task->dl_bytes + d->value_off, d->value_len),
-                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_KEY(key, key ? fit.key : 0),
+                    RD_KAFKA_V_VALUE((void *)value, value ? fit.value : 0), RD_KAFKA_V_HEADERS(h),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&task->dl_tag),
                     RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         if (err) { /* on success librdkafka owns the headers */
             rd_kafka_headers_destroy(h);
-            eddy_log_error("cannot produce to the dead-letter topic %s [%d]: %s", rt->dlq_topic,
-                           (int)partition, rd_kafka_err2str(err));
+            eddy_log_error("cannot produce a dead-letter copy (%zu bytes) to %s [%d]: %s",
+                           fit.key + fit.value, rt->dlq_topic, (int)partition,
+                           rd_kafka_err2str(err));
+            atomic_fetch_add(&task->stats->dlq_failed, 1);
+            note_commit_error(&task->dl_tag, err);
             return EDDY_ERR_KAFKA;
         }
+        task->counts.dlq_written++;
+        task->counts.dlq_truncated += key_cut || value_cut || headers_cut;
     }
-    task->n_dl = 0;
-    task->dl_used = 0;
+    dl_clear(task);
     return EDDY_OK;
 }
 
@@ -547,9 +713,7 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
      * in flight, so eddy_task_committed() must not read the live values. */
     task->flush_offset = task->next_offset;
     task->flush_stream_time = task->stream_time;
-    task->flush_counts[0] = task->processed;
-    task->flush_counts[1] = task->late;
-    task->flush_counts[2] = task->undecodable;
+    task->commit_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     const int64_t snapshot_every = task->rt->cfg->changelog_snapshot_bytes;
     bool moved = false;
     for (size_t i = 0; i < task->n_stores; i++) {
@@ -601,7 +765,9 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
     if (rk && !task->flush_err && task->n_dl > 0)
         task->flush_err = flush_dead_letters(task, rk);
     else if (!rk)
-        task->n_dl = task->dl_used = 0; /* nowhere to send them (unit tests) */
+        dl_clear(task); /* nowhere to send them (unit tests) */
+    /* After the dead letters: this commit holds their copies. */
+    task->flush_counts = task->counts;
     /* A marker per store whenever the task moved: it confirms the records above
      * and carries the input position a restore resumes from. */
     if (rk && !task->flush_err &&
@@ -617,8 +783,8 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
                                       .flags = ts->snapshot ? EDDY_CHANGELOG_SNAPSHOT : 0};
             eddy_changelog_marker(key, value, &m);
             ts->marker_offset = -1;
-            task->flush_err = produce(rk, task->rt->changelog_topics[i], task->partition, key,
-                                      sizeof(key), value, sizeof(value), &ts->marker_offset);
+            task->flush_err = produce(rk, &ts->marker_tag, task->rt->changelog_topics[i],
+                                      task->partition, key, sizeof(key), value, sizeof(value));
         }
         task->pending_marker = true;
     }
@@ -635,17 +801,59 @@ eddy_err_t eddy_task_claim(eddy_task_t *task, rd_kafka_t *rk)
                                   .stream_time = task->stream_time,
                                   .flags = EDDY_CHANGELOG_CLAIM};
         eddy_changelog_marker(key, value, &m);
-        eddy_err_t err = produce(rk, task->rt->changelog_topics[i], task->partition, key,
-                                 sizeof(key), value, sizeof(value), NULL);
+        eddy_err_t err = produce(rk, &task->stores[i].data_tag, task->rt->changelog_topics[i],
+                                 task->partition, key, sizeof(key), value, sizeof(value));
         if (err)
             return err;
     }
     return EDDY_OK;
 }
 
-void eddy_task_marker_delivered(void *opaque, int64_t offset)
+void eddy_task_delivered(void *opaque, rd_kafka_resp_err_t err, int64_t offset)
 {
-    *(int64_t *)opaque = offset;
+    delivery_tag_t *tag = opaque;
+    if (!err) {
+        if (tag->offset)
+            *tag->offset = offset;
+        return;
+    }
+    note_commit_error(tag, err);
+    eddy_task_t *task = tag->task;
+    if (tag != &task->dl_tag)
+        return;
+    atomic_fetch_add(&task->stats->dlq_failed, 1);
+    /* The broker takes less than the producer's limit (a topic's max.message.bytes):
+     * halve the limit, so that the copy sent again after the rollback is smaller. */
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+        err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE) {
+        atomic_llong *limit = &task->rt->metrics.dlq_max_bytes;
+        long long was = atomic_load(limit);
+        while (was > DL_LIMIT_MIN &&
+               !atomic_compare_exchange_weak(limit, &was,
+                                             was / 2 > DL_LIMIT_MIN ? was / 2 : DL_LIMIT_MIN))
+            ;
+        eddy_log_warn("the dead-letter topic %s refused a copy as too large; copies are cut to "
+                      "%lld bytes from now on",
+                      task->rt->dlq_topic, (long long)atomic_load(limit));
+    }
+}
+
+rd_kafka_resp_err_t eddy_task_commit_error(const eddy_task_t *task, char *what, size_t what_size)
+{
+    if (task->commit_err && what)
+        snprintf(what, what_size, "%s%s%s", task->commit_err_what,
+                 task->commit_err_store >= 0 ? " of store " : "",
+                 task->commit_err_store >= 0 ? task->stores[task->commit_err_store].def->name : "");
+    return task->commit_err;
+}
+
+void eddy_task_fail(eddy_task_t *task, rd_kafka_resp_err_t err, int failed_commits)
+{
+    task->state = EDDY_TASK_ERROR;
+    atomic_store(&task->stats->error_code, (int)err);
+    atomic_store(&task->stats->error_commits, failed_commits);
+    atomic_store(&task->stats->error_since_ms, eddy_now_ms());
+    atomic_store(&task->stats->state, EDDY_TASK_ERROR);
 }
 
 eddy_err_t eddy_task_commit_positions(eddy_task_t *task, eddy_statedb_batch_t *batch)
@@ -685,7 +893,7 @@ void eddy_task_committed(eddy_task_t *task)
     }
     task->committed_offset = task->flush_offset;
     task->committed_stream_time = task->flush_stream_time;
-    memcpy(task->committed_counts, task->flush_counts, sizeof(task->committed_counts));
+    task->committed_counts = task->flush_counts;
     /* Counters reach other threads once per commit: no atomic operation per record. */
     publish(task);
 }
@@ -706,10 +914,8 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
         ts->expired_before = INT64_MIN;
         ts->changelog_bytes = INT64_MAX / 2;
     }
-    task->processed = task->committed_counts[0];
-    task->late = task->committed_counts[1];
-    task->undecodable = task->committed_counts[2];
-    task->n_dl = task->dl_used = 0; /* the input is read again, and so are they */
+    task->counts = task->committed_counts;
+    dl_clear(task); /* the input is read again, and so are they */
     /* A new incarnation: whatever the failed commit left in the changelogs is
      * either confirmed by its marker (and replayed by the restore that follows)
      * or abandoned for good. */

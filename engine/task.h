@@ -9,7 +9,9 @@
  * Life: new (RESTORING) -> restore_begin/record/store_done/finish (RUNNING) ->
  * process ... flush, commit_positions, committed ... -> destroy. A failed commit
  * calls rollback, which makes the task RESTORING again: the changelogs, read from
- * the last local position, say what the failed commit left behind.
+ * the last local position, say what the failed commit left behind. A task whose
+ * commits keep failing for one deterministic reason is stopped: rollback, then
+ * fail (ERROR) until it is destroyed.
  *
  * A task belongs to one stream thread and is only ever touched by it.
  */
@@ -54,8 +56,25 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
  *  written before the task restores, they fence its predecessor (changelog.h). */
 eddy_err_t eddy_task_claim(eddy_task_t *task, rd_kafka_t *rk);
 
-/** Delivery report of a marker: `opaque` is the message's opaque. */
-void eddy_task_marker_delivered(void *opaque, int64_t offset);
+/** The delivery report of a record a task produced (flush or claim): `opaque` is
+ *  the message's opaque, `err` its error, `offset` where it landed. Records a
+ *  marker's offset; charges an error to the commit in progress of the task that
+ *  produced the record (eddy_task_commit_error). On whichever thread serves the
+ *  producer's reports; the stream thread reads what it wrote only after the
+ *  commit's Kafka part is done. */
+void eddy_task_delivered(void *opaque, rd_kafka_resp_err_t err, int64_t offset);
+
+/** The first error a record of the commit in progress met, when it was produced
+ *  or in its delivery report (0: none), and what the record was ("a changelog
+ *  record of store S", "a dead-letter copy", ...) in `what` if not NULL. Reset
+ *  by eddy_task_flush. */
+rd_kafka_resp_err_t eddy_task_commit_error(const eddy_task_t *task, char *what, size_t what_size);
+
+/** Stops the task for good (ERROR, published with `err` and the count of failed
+ *  commits): called after eddy_task_rollback, for a task whose commits keep
+ *  failing for the same deterministic reason. It is neither processed nor
+ *  committed again; eddy_task_destroy is what is left to do. */
+void eddy_task_fail(eddy_task_t *task, rd_kafka_resp_err_t err, int failed_commits);
 
 /** After the produced records are committed to Kafka: adds the stores' new
  *  positions and the checkpoint to `batch`. Fails if a marker was not confirmed. */

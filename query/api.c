@@ -188,20 +188,47 @@ static json_t *ws_store_source(void *opaque, const char *name, json_t *params, c
 
 /* --- /api/health --------------------------------------------------------------------- */
 
+/* The record counters of /api/health, per partition and in the totals, in one
+ * place so that both say the same (docs/api.md, "Health"). `processed` is what
+ * reached the stores: consumed - dead_lettered. */
+enum { C_CONSUMED, C_PROCESSED, C_DEAD, C_LATE, C_LOST, C_DLQ_W, C_DLQ_T, C_DLQ_F, N_COUNTERS };
+static const char *const counter_names[N_COUNTERS] = {
+    "consumed",   "processed",   "dead_lettered", "late",
+    "input_lost", "dlq_written", "dlq_truncated", "dlq_failed",
+};
+
+static void read_counters(eddy_partition_stats_t *ps, int64_t *c)
+{
+    c[C_CONSUMED] = atomic_load(&ps->consumed);
+    c[C_DEAD] = atomic_load(&ps->dead_lettered);
+    c[C_PROCESSED] = c[C_CONSUMED] - c[C_DEAD];
+    c[C_LATE] = atomic_load(&ps->late);
+    c[C_LOST] = atomic_load(&ps->input_lost);
+    c[C_DLQ_W] = atomic_load(&ps->dlq_written);
+    c[C_DLQ_T] = atomic_load(&ps->dlq_truncated);
+    c[C_DLQ_F] = atomic_load(&ps->dlq_failed);
+}
+
+static const char *task_state_name(int state)
+{
+    return state == EDDY_TASK_RESTORING ? "restoring"
+           : state == EDDY_TASK_ERROR   ? "error"
+                                        : "running";
+}
+
 /* The body of GET /api/health (and of the WebSocket source "health"). Any thread. */
 static json_t *health_body(eddy_runtime_t *rt)
 {
     json_t *parts = json_array();
-    int64_t processed = 0, late = 0, undecodable = 0, committed = 0, lost = 0;
-    int owned = 0;
+    int64_t sums[N_COUNTERS] = {0}, committed = 0;
+    int owned = 0, failed = 0;
     for (int p = 0; p < rt->source_partitions; p++) {
         eddy_partition_stats_t *ps = &rt->metrics.parts[p];
         int owner = atomic_load(&ps->owner);
-        int64_t c = atomic_load(&ps->committed_offset);
-        processed += atomic_load(&ps->processed);
-        late += atomic_load(&ps->late);
-        undecodable += atomic_load(&ps->undecodable);
-        lost += atomic_load(&ps->input_lost);
+        int64_t c = atomic_load(&ps->committed_offset), counts[N_COUNTERS];
+        read_counters(ps, counts);
+        for (int i = 0; i < N_COUNTERS; i++)
+            sums[i] += counts[i];
         if (!owner)
             continue;
         owned++;
@@ -209,9 +236,9 @@ static json_t *health_body(eddy_runtime_t *rt)
         json_t *j = json_object();
         json_object_set_new(j, "partition", json_integer(p));
         json_object_set_new(j, "thread", json_integer(owner));
-        bool restoring = atomic_load(&ps->state) == EDDY_TASK_RESTORING;
-        json_object_set_new(j, "state", json_string(restoring ? "restoring" : "running"));
-        if (restoring) {
+        int state = atomic_load(&ps->state);
+        json_object_set_new(j, "state", json_string(task_state_name(state)));
+        if (state == EDDY_TASK_RESTORING) {
             json_t *r = json_object();
             int64_t read = atomic_load(&ps->restore_read), total = atomic_load(&ps->restore_total);
             json_object_set_new(r, "records", json_integer(read));
@@ -219,6 +246,16 @@ static json_t *health_body(eddy_runtime_t *rt)
             json_object_set_new(r, "percent",
                                 json_real(total ? 100.0 * (double)read / (double)total : 100.0));
             json_object_set_new(j, "restore", r);
+        } else if (state == EDDY_TASK_ERROR) {
+            failed++;
+            int code = atomic_load(&ps->error_code);
+            json_object_set_new(j, "error",
+                                json_pack("{s:s, s:s, s:i, s:I}", "reason",
+                                          rd_kafka_err2str((rd_kafka_resp_err_t)code), "code",
+                                          rd_kafka_err2name((rd_kafka_resp_err_t)code),
+                                          "failed_commits", atomic_load(&ps->error_commits),
+                                          "since_ms",
+                                          (json_int_t)atomic_load(&ps->error_since_ms)));
         }
         json_object_set_new(j, "next_offset", json_integer(atomic_load(&ps->next_offset)));
         json_object_set_new(j, "committed_offset", json_integer(c));
@@ -231,18 +268,14 @@ static json_t *health_body(eddy_runtime_t *rt)
                             high < 0 ? json_null() : json_integer(high > pos ? high - pos : 0));
         int64_t st = atomic_load(&ps->stream_time);
         json_object_set_new(j, "stream_time", st == INT64_MIN ? json_null() : json_integer(st));
-        json_object_set_new(j, "processed", json_integer(atomic_load(&ps->processed)));
-        json_object_set_new(j, "late", json_integer(atomic_load(&ps->late)));
-        json_object_set_new(j, "undecodable", json_integer(atomic_load(&ps->undecodable)));
-        json_object_set_new(j, "input_lost", json_integer(atomic_load(&ps->input_lost)));
+        for (int i = 0; i < N_COUNTERS; i++)
+            json_object_set_new(j, counter_names[i], json_integer(counts[i]));
         json_array_append_new(parts, j);
     }
     json_t *totals = json_object();
-    json_object_set_new(totals, "processed", json_integer(processed));
+    for (int i = 0; i < N_COUNTERS; i++)
+        json_object_set_new(totals, counter_names[i], json_integer(sums[i]));
     json_object_set_new(totals, "committed_records", json_integer(committed));
-    json_object_set_new(totals, "late", json_integer(late));
-    json_object_set_new(totals, "undecodable", json_integer(undecodable));
-    json_object_set_new(totals, "input_lost", json_integer(lost));
     json_object_set_new(totals, "commits", json_integer(atomic_load(&rt->metrics.commits)));
     json_object_set_new(totals, "commit_seconds_total",
                         json_real((double)atomic_load(&rt->metrics.commit_ns_total) / 1e9));
@@ -261,7 +294,11 @@ static json_t *health_body(eddy_runtime_t *rt)
     json_object_set_new(totals, "restored_records",
                         json_integer(atomic_load(&rt->metrics.restored_records)));
     json_t *body = json_object();
-    json_object_set_new(body, "status", json_string(owned ? "running" : "waiting_for_partitions"));
+    /* degraded: some task of this instance stopped in the error state. */
+    json_object_set_new(body, "status",
+                        json_string(failed  ? "degraded"
+                                    : owned ? "running"
+                                            : "waiting_for_partitions"));
     json_object_set_new(body, "application_id", json_string(rt->cfg->application_id));
     json_object_set_new(body, "source_topic", json_string(rt->source_topic));
     json_object_set_new(body, "source_partitions", json_integer(rt->source_partitions));
@@ -294,16 +331,17 @@ static json_t *health_body(eddy_runtime_t *rt)
     /* Per stream thread: its tasks, running and restoring. */
     json_t *threads = json_array();
     for (int t = 1; t <= rt->cfg->num_stream_threads; t++) {
-        int running = 0, restoring = 0;
+        int running = 0, restoring = 0, in_error = 0;
         for (int p = 0; p < rt->source_partitions; p++)
             if (atomic_load(&rt->metrics.parts[p].owner) == t) {
-                if (atomic_load(&rt->metrics.parts[p].state) == EDDY_TASK_RESTORING)
-                    restoring++;
-                else
-                    running++;
+                int state = atomic_load(&rt->metrics.parts[p].state);
+                restoring += state == EDDY_TASK_RESTORING;
+                in_error += state == EDDY_TASK_ERROR;
+                running += state == EDDY_TASK_RUNNING;
             }
-        json_array_append_new(threads, json_pack("{s:i, s:i, s:i}", "thread", t, "running", running,
-                                                 "restoring", restoring));
+        json_array_append_new(threads,
+                              json_pack("{s:i, s:i, s:i, s:i}", "thread", t, "running", running,
+                                        "restoring", restoring, "error", in_error));
     }
     json_object_set_new(body, "stream_threads", threads);
     if (rt->instances)

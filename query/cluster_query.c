@@ -81,10 +81,12 @@ static int scan_entry(int32_t task, int64_t start, const char *key, size_t key_l
 }
 
 /* Reads the partitions in `want` that this instance owns now into `merged`,
- * marking them in covered/restoring. */
+ * marking them in covered/restoring/failed (a task stopped in the error state:
+ * its windows stand as of its last commit). */
 static eddy_err_t read_local(eddy_runtime_t *rt, int store, int64_t from, int64_t to,
                              const char *key, const bool *want, eddy_cache_t *merged, bool *covered,
-                             bool *restoring, bool *corrupt, char *errstr, size_t errstr_size)
+                             bool *restoring, bool *failed, bool *corrupt, char *errstr,
+                             size_t errstr_size)
 {
     bool read[EDDY_MAX_PARTITIONS] = {0};
     int n = 0;
@@ -92,6 +94,7 @@ static eddy_err_t read_local(eddy_runtime_t *rt, int store, int64_t from, int64_
         if (want[p] && atomic_load(&rt->metrics.parts[p].owner)) {
             read[p] = covered[p] = true;
             restoring[p] = atomic_load(&rt->metrics.parts[p].state) == EDDY_TASK_RESTORING;
+            failed[p] = atomic_load(&rt->metrics.parts[p].state) == EDDY_TASK_ERROR;
             n++;
         }
     if (n == 0)
@@ -240,7 +243,7 @@ int eddy_partials_handle(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opa
         eddy_http_query_i64(req, resp, "to", "epoch milliseconds", INT64_MIN, INT64_MAX, &to))
         return 0; /* answered 400 */
     bool want[EDDY_MAX_PARTITIONS] = {0}, covered[EDDY_MAX_PARTITIONS] = {0},
-         restoring[EDDY_MAX_PARTITIONS] = {0};
+         restoring[EDDY_MAX_PARTITIONS] = {0}, failed[EDDY_MAX_PARTITIONS] = {0};
     const char *list = eddy_http_query(req, "partitions");
     if (!list)
         memset(want, 1, sizeof(want));
@@ -254,7 +257,7 @@ int eddy_partials_handle(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opa
     if (!merged)
         return eddy_http_error(resp, 500, "out of memory");
     if (read_local(rt, store, from, to, eddy_http_query(req, "key"), want, merged, covered,
-                   restoring, &corrupt, errstr, sizeof(errstr))) {
+                   restoring, failed, &corrupt, errstr, sizeof(errstr))) {
         eddy_cache_destroy(merged);
         return eddy_http_error(resp, 500, "%s", errstr);
     }
@@ -269,6 +272,7 @@ int eddy_partials_handle(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opa
     json_object_set_new(body, "store", json_string(def->name));
     json_object_set_new(body, "partitions", set_json(covered, rt->source_partitions));
     json_object_set_new(body, "restoring", set_json(restoring, rt->source_partitions));
+    json_object_set_new(body, "failed", set_json(failed, rt->source_partitions));
     json_object_set_new(body, "corrupt", json_boolean(corrupt));
     json_object_set_new(body, "windows", c.windows);
     return eddy_http_json(resp, 200, body);
@@ -359,11 +363,13 @@ static size_t plan(const eddy_peer_t *peers, size_t n_peers, const bool *need, i
 static void merge_answer(eddy_runtime_t *rt, int store, ask_t *a, eddy_cache_t *merged,
                          eddy_coverage_t *cov, bool *corrupt)
 {
-    bool got[EDDY_MAX_PARTITIONS] = {0}, rest[EDDY_MAX_PARTITIONS] = {0};
+    bool got[EDDY_MAX_PARTITIONS] = {0}, rest[EDDY_MAX_PARTITIONS] = {0},
+         bad[EDDY_MAX_PARTITIONS] = {0};
     json_t *windows = json_object_get(a->answer, "windows");
+    json_t *failed = json_object_get(a->answer, "failed"); /* absent from older peers */
     if (!parse_partitions_json(json_object_get(a->answer, "partitions"), got) ||
         !parse_partitions_json(json_object_get(a->answer, "restoring"), rest) ||
-        !json_is_array(windows)) {
+        (failed && !parse_partitions_json(failed, bad)) || !json_is_array(windows)) {
         snprintf(a->error, sizeof(a->error), "answered no valid partials");
         return;
     }
@@ -389,6 +395,7 @@ static void merge_answer(eddy_runtime_t *rt, int store, ask_t *a, eddy_cache_t *
         if (a->parts[p] && got[p]) {
             cov->covered[p] = true;
             cov->restoring[p] = rest[p];
+            cov->failed[p] = bad[p];
         }
 }
 
@@ -438,7 +445,7 @@ eddy_err_t eddy_windows_cluster(eddy_runtime_t *rt, int store, int64_t from, int
         goto out;
     }
     if ((err = read_local(rt, store, from, to, key, all, merged, cov->covered, cov->restoring,
-                          &is_corrupt, errstr, errstr_size)))
+                          cov->failed, &is_corrupt, errstr, errstr_size)))
         goto out;
     bool need[EDDY_MAX_PARTITIONS] = {0}, missing = false;
     for (int p = 0; p < partitions; p++)
@@ -499,9 +506,10 @@ void eddy_coverage_json(const eddy_coverage_t *cov, json_t *body)
 {
     bool complete = true;
     for (int p = 0; p < cov->source_partitions; p++)
-        complete &= cov->covered[p] && !cov->restoring[p];
+        complete &= cov->covered[p] && !cov->restoring[p] && !cov->failed[p];
     json_object_set_new(body, "partitions", set_json(cov->covered, cov->source_partitions));
     json_object_set_new(body, "restoring", set_json(cov->restoring, cov->source_partitions));
+    json_object_set_new(body, "failed", set_json(cov->failed, cov->source_partitions));
     json_object_set_new(body, "unreachable", set_json(cov->unreachable, cov->source_partitions));
     json_object_set_new(body, "complete", json_boolean(complete));
     json_object_set_new(body, "local", json_boolean(cov->local_only));

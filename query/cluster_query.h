@@ -26,6 +26,8 @@ typedef struct eddy_coverage_s {
     bool local_only;                       /* peers were not asked */
     bool covered[EDDY_MAX_PARTITIONS];     /* read from a task, here or at a peer */
     bool restoring[EDDY_MAX_PARTITIONS];   /* of those, still restoring: partial */
+    bool failed[EDDY_MAX_PARTITIONS];      /* of those, stopped in the error state: as of
+                                              its last commit */
     bool unreachable[EDDY_MAX_PARTITIONS]; /* no instance answered for it */
     json_t *peers;                         /* [{id, server, partitions, error?}] (owned) */
 } eddy_coverage_t;
@@ -39,8 +41,9 @@ eddy_err_t eddy_windows_cluster(eddy_runtime_t *rt, int store, int64_t from, int
                                 eddy_coverage_t *cov, bool *corrupt, char *errstr,
                                 size_t errstr_size);
 
-/** Sets "partitions", "restoring", "unreachable", "complete" (every source
- *  partition covered, none restoring), "local" and "peers" on body. */
+/** Sets "partitions", "restoring", "failed", "unreachable", "complete" (every
+ *  source partition covered, none restoring or failed), "local" and "peers" on
+ *  body. */
 void eddy_coverage_json(const eddy_coverage_t *cov, json_t *body);
 
 /** Frees what *cov holds. */
@@ -49,7 +52,7 @@ void eddy_coverage_free(eddy_coverage_t *cov);
 /** GET /api/internal/stores/{store}/partials?from=&to=&key=&partitions=P,Q,...:
  *  this instance's partials, merged over its local tasks among `partitions`
  *  (all source partitions if absent), as
- *  {"store", "partitions":[covered], "restoring":[...],
+ *  {"store", "partitions":[covered], "restoring":[...], "failed":[...],
  *   "windows":[[start, key, hex(serialized aggregate)], ...]}.
  *  opaque is the eddy_runtime_t. */
 int eddy_partials_handle(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque);

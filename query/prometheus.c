@@ -266,8 +266,11 @@ void eddy_prom_metric(eddy_prom_t *prom, const char *name, eddy_prom_type_t type
 /* One owned input partition, copied once per scrape. */
 typedef struct part_snap_s {
     int partition;                       /* input partition */
-    bool restoring;                      /* state */
-    int64_t consumed, late, undecodable; /* published at the last commit */
+    bool restoring;                      /* state: restoring */
+    bool failed;                         /* state: stopped in error */
+    int64_t consumed, late, dead;        /* published at the last commit */
+    int64_t dlq_written, dlq_truncated;  /* likewise */
+    int64_t dlq_failed;                  /* dead-letter copies refused or lost (attempts) */
     int64_t lost;                        /* input retention deleted */
     int64_t next, committed;             /* offsets (-1 unknown) */
     int64_t low, high;                   /* watermarks (-1 unknown) */
@@ -289,9 +292,13 @@ static size_t snapshot_parts(eddy_runtime_t *rt, part_snap_t *out)
         part_snap_t *s = &out[n++];
         s->partition = p;
         s->restoring = LOAD(ps->state) == EDDY_TASK_RESTORING;
-        s->consumed = LOAD(ps->processed);
+        s->failed = LOAD(ps->state) == EDDY_TASK_ERROR;
+        s->consumed = LOAD(ps->consumed);
         s->late = LOAD(ps->late);
-        s->undecodable = LOAD(ps->undecodable);
+        s->dead = LOAD(ps->dead_lettered);
+        s->dlq_written = LOAD(ps->dlq_written);
+        s->dlq_truncated = LOAD(ps->dlq_truncated);
+        s->dlq_failed = LOAD(ps->dlq_failed);
         s->lost = LOAD(ps->input_lost);
         s->next = LOAD(ps->next_offset);
         s->committed = LOAD(ps->committed_offset);
@@ -331,19 +338,27 @@ static void write_partitions(eddy_prom_t *prom, eddy_runtime_t *rt)
         return;
     }
     size_t n = snapshot_parts(rt, snap);
-    size_t restoring = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t restoring = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
         restoring += snap[i].restoring;
+        failed += snap[i].failed;
+    }
 
     eddy_prom_family(prom, "eddy_tasks", EDDY_PROM_GAUGE,
                      "Tasks (input partitions) this instance owns, by state.");
-    eddy_prom_sample(prom, (const char *[]){"state", "running", NULL}, (double)(n - restoring));
+    eddy_prom_sample(prom, (const char *[]){"state", "running", NULL},
+                     (double)(n - restoring - failed));
     eddy_prom_sample(prom, (const char *[]){"state", "restoring", NULL}, (double)restoring);
+    eddy_prom_sample(prom, (const char *[]){"state", "error", NULL}, (double)failed);
 
     enum {
         CONSUMED,
         PROCESSED,
-        UNDECODABLE,
+        DEAD_LETTERED,
+        DLQ_WRITTEN,
+        DLQ_TRUNCATED,
+        DLQ_FAILED,
+        FAILED,
         LATE,
         LOST,
         LAG,
@@ -364,10 +379,24 @@ static void write_partitions(eddy_prom_t *prom, eddy_runtime_t *rt)
                       "its last commit; restarts at 0 when the task is created here."},
         [PROCESSED] = {"eddy_task_records_processed_total", EDDY_PROM_COUNTER,
                        "Input records decoded and applied to the stores (consumed minus "
-                       "undecodable), as of the last commit."},
-        [UNDECODABLE] = {"eddy_task_records_undecodable_total", EDDY_PROM_COUNTER,
-                         "Input records that could not be decoded (not JSON, missing or mistyped "
-                         "fields, bad timestamps) and were skipped, as of the last commit."},
+                       "dead-lettered), as of the last commit."},
+        [DEAD_LETTERED] = {"eddy_task_records_dead_lettered_total", EDDY_PROM_COUNTER,
+                           "Input records that were bad input (not JSON, missing or mistyped "
+                           "fields, bad timestamps) and went to the dead-letter topic instead of "
+                           "the stores, as of the last commit."},
+        [DLQ_WRITTEN] = {"eddy_dlq_records_written_total", EDDY_PROM_COUNTER,
+                         "Dead-letter copies committed to the dead-letter topic (equals "
+                         "dead-lettered unless eddy ran out of memory for a copy)."},
+        [DLQ_TRUNCATED] = {"eddy_dlq_records_truncated_total", EDDY_PROM_COUNTER,
+                           "Of those, copies cut to fit the producer's message.max.bytes (the "
+                           "whole record stays in the source topic)."},
+        [DLQ_FAILED] = {"eddy_dlq_write_failures_total", EDDY_PROM_COUNTER,
+                        "Attempts to write a dead-letter copy that the producer refused or the "
+                        "broker rejected (the copy is written again with the commit that "
+                        "follows the rollback)."},
+        [FAILED] = {"eddy_task_failed", EDDY_PROM_GAUGE,
+                    "1 when the task stopped in the error state (its commits kept failing for "
+                    "the same deterministic reason, see /api/health), else 0."},
         [LATE] = {"eddy_task_late_updates_total", EDDY_PROM_COUNTER,
                   "Window updates dropped because the window had closed (one per record and "
                   "window: a hopping window counts once per window it would have updated)."},
@@ -408,10 +437,22 @@ static void write_partitions(eddy_prom_t *prom, eddy_runtime_t *rt)
                 v = (double)s->consumed;
                 break;
             case PROCESSED:
-                v = (double)(s->consumed - s->undecodable);
+                v = (double)(s->consumed - s->dead);
                 break;
-            case UNDECODABLE:
-                v = (double)s->undecodable;
+            case DEAD_LETTERED:
+                v = (double)s->dead;
+                break;
+            case DLQ_WRITTEN:
+                v = (double)s->dlq_written;
+                break;
+            case DLQ_TRUNCATED:
+                v = (double)s->dlq_truncated;
+                break;
+            case DLQ_FAILED:
+                v = (double)s->dlq_failed;
+                break;
+            case FAILED:
+                v = s->failed;
                 break;
             case LATE:
                 v = (double)s->late;

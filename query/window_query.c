@@ -103,18 +103,23 @@ json_t *eddy_window_to_json(const eddy_runtime_t *rt, int store, int64_t start, 
 
 void eddy_windows_coverage_json(eddy_runtime_t *rt, json_t *body)
 {
-    json_t *parts = json_array(), *restoring = json_array();
+    json_t *parts = json_array(), *restoring = json_array(), *failed = json_array();
     int owned = 0;
     for (int p = 0; p < rt->source_partitions; p++)
         if (atomic_load(&rt->metrics.parts[p].owner)) {
             json_array_append_new(parts, json_integer(p));
             owned++;
-            if (atomic_load(&rt->metrics.parts[p].state) == EDDY_TASK_RESTORING)
+            int state = atomic_load(&rt->metrics.parts[p].state);
+            if (state == EDDY_TASK_RESTORING)
                 json_array_append_new(restoring, json_integer(p));
+            else if (state == EDDY_TASK_ERROR)
+                json_array_append_new(failed, json_integer(p));
         }
-    const bool complete = owned == rt->source_partitions && json_array_size(restoring) == 0;
+    const bool complete = owned == rt->source_partitions && json_array_size(restoring) == 0 &&
+                          json_array_size(failed) == 0;
     json_object_set_new(body, "partitions", parts);
     json_object_set_new(body, "restoring", restoring);
+    json_object_set_new(body, "failed", failed);
     json_object_set_new(body, "complete", json_boolean(complete));
 }
 

@@ -9,7 +9,7 @@
  *   20,000 generated http events (12 partitions), 96 malformed records, 240
  *   records an hour older than everything else (late in each of the monitoring
  *   topology's 8 windows per event); after catching up:
- *   processed == valid records, undecodable == malformed, late updates == 240*8,
+ *   processed == valid records, dead-lettered == malformed, late updates == 240*8,
  *   consumed == high watermarks == all records, lag 0 on all 12 partitions,
  *   commits counted and histogrammed, store keys > 0, cache lookups counted, and
  *   the HTTP latency histogram grows between two scrapes.
@@ -456,12 +456,14 @@ static void test_metrics_values(void **state)
         assert_true(value(&e, "eddy_task_restoring", label) == 0);
     }
 
-    /* Records: every one consumed once, split into processed and undecodable. */
+    /* Records: every one consumed once, split into processed and dead-lettered. */
     size_t series = 0;
     assert_true(sum_of(&e, "eddy_task_records_consumed_total", &series) == (double)total);
     assert_int_equal(series, PARTITIONS);
     assert_true(sum_of(&e, "eddy_task_records_processed_total", NULL) == N_EVENTS + N_LATE);
-    assert_true(sum_of(&e, "eddy_task_records_undecodable_total", NULL) == (double)bad);
+    assert_true(sum_of(&e, "eddy_task_records_dead_lettered_total", NULL) == (double)bad);
+    assert_true(sum_of(&e, "eddy_dlq_records_written_total", NULL) == (double)bad);
+    assert_true(sum_of(&e, "eddy_dlq_write_failures_total", NULL) == 0);
     assert_true(sum_of(&e, "eddy_task_late_updates_total", NULL) == N_LATE * 8);
     assert_true(sum_of(&e, "eddy_task_input_lost_records_total", NULL) == 0);
     assert_true(sum_of(&e, "eddy_consumer_high_watermark_offset", NULL) == (double)total);

@@ -88,15 +88,18 @@ static void add_distinct(ref_window_t *w, const char *s)
 
 /* The group key as eddy formats it: strings as they are, integers without a
  * fraction. */
+/* The group key as text; false for a value that is no key, or a key of REF_KEY_MAX
+ * bytes or more (eddy sends those to the dead-letter topic). */
 static bool key_text(json_t *v, char *out, size_t cap)
 {
+    int n;
     if (json_is_string(v))
-        snprintf(out, cap, "%s", json_string_value(v));
+        n = snprintf(out, cap, "%s", json_string_value(v));
     else if (json_is_integer(v))
-        snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+        n = snprintf(out, cap, "%lld", (long long)json_integer_value(v));
     else
         return false;
-    return true;
+    return n >= 0 && (size_t)n < cap;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -131,7 +134,7 @@ void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_res
             ts = ref_parse_iso8601(json_string_value(tv));
         else if (tv && !spec->time_iso && json_is_integer(tv))
             ts = json_integer_value(tv);
-        char key[128] = "";
+        char key[REF_KEY_MAX] = "";
         bool ok = ev && json_is_object(ev) && ts >= 0;
         if (ok && spec->group_field)
             ok = key_text(json_object_get(ev, spec->group_field), key, sizeof(key));

@@ -18,20 +18,23 @@
 
 #include "topic_reader.h"
 
+/** Bytes of a group key, with its NUL: eddy's limit (a longer key is bad input). */
+#define REF_KEY_MAX 1024
+
 /** One reference window: (start, key) with everything needed to derive any
  *  aggregate exactly. */
 typedef struct ref_window_s {
-    int64_t start;       /* window start, ms */
-    char key[128];       /* group key as eddy formats it */
-    int64_t count;       /* records */
-    int64_t errors;      /* records with status >= 500 */
-    double sum;          /* sum of the numeric field */
-    double *values;      /* every value of the numeric field, sorted after finish */
-    size_t n_values;     /* entries used in values */
-    size_t cap_values;   /* allocated entries */
-    char **distinct;     /* distinct strings of the distinct field (unsorted set) */
-    size_t n_distinct;   /* entries used in distinct */
-    size_t cap_distinct; /* allocated entries */
+    int64_t start;         /* window start, ms */
+    char key[REF_KEY_MAX]; /* group key as eddy formats it */
+    int64_t count;         /* records */
+    int64_t errors;        /* records with status >= 500 */
+    double sum;            /* sum of the numeric field */
+    double *values;        /* every value of the numeric field, sorted after finish */
+    size_t n_values;       /* entries used in values */
+    size_t cap_values;     /* allocated entries */
+    char **distinct;       /* distinct strings of the distinct field (unsorted set) */
+    size_t n_distinct;     /* entries used in distinct */
+    size_t cap_distinct;   /* allocated entries */
 } ref_window_t;
 
 /** What to compute: group by one field, a window, optionally a numeric field

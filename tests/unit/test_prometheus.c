@@ -150,8 +150,8 @@ static void *count_forever(void *arg)
     for (long long n = 1; !atomic_load(&c->stop); n++) {
         for (int p = 0; p < 12; p++) {
             eddy_partition_stats_t *ps = &m->parts[p];
-            atomic_store_explicit(&ps->processed, n * 10, memory_order_relaxed);
-            atomic_store_explicit(&ps->undecodable, n, memory_order_relaxed);
+            atomic_store_explicit(&ps->consumed, n * 10, memory_order_relaxed);
+            atomic_store_explicit(&ps->dead_lettered, n, memory_order_relaxed);
             atomic_store_explicit(&ps->next_offset, n * 10, memory_order_relaxed);
             atomic_store_explicit(&ps->high_watermark, n * 10 + p, memory_order_relaxed);
             atomic_store_explicit(&ps->cache_hits, n * 7, memory_order_relaxed);

@@ -335,7 +335,8 @@ function onHealth(h) {
   st.health = h;
   const times = h.partitions.map((p) => p.stream_time).filter((t) => t != null);
   if (times.length) st.streamTime = Math.max(...times);
-  const processed = h.totals.processed;
+  // Every record taken from the input, dead-lettered ones included.
+  const processed = h.totals.consumed;
   if (st.lastProcessed) {
     const dt = nowS - st.lastProcessed.t;
     const dn = processed - st.lastProcessed.n;
@@ -402,13 +403,14 @@ function renderEngine() {
     fact('Guarantee', h.processing_guarantee.replace(/_/g, ' ')),
     fact('Instances', others > 0 ? `this + others (${others} partitions)` : '1 (owns all)', others > 0 ? `${others} of ${h.source_partitions} partitions are owned by other instances of ${h.application_id}` : `this instance owns all ${h.source_partitions} partitions`),
     fact('Stream threads', `${h.threads}`),
-    fact('Late · undecodable', `${fmtCompact(t.late)} · ${fmtCompact(t.undecodable)}`, 'late: updates dropped because their window had closed'),
+    fact('Late · dead-lettered', `${fmtCompact(t.late)} · ${fmtCompact(t.dead_lettered)}`, 'late: updates dropped because their window had closed; dead-lettered: bad records sent to the dead-letter topic'),
   );
   $('kpi-commit').querySelector('.v').textContent = fmtMs(t.commit_ms.p99);
   $('kpi-commit-sub').textContent = `P50 ${fmtMs(t.commit_ms.p50)} · ${fmtCompact(t.commits)} commits`;
   // tasks
   const running = h.partitions.filter((p) => p.state === 'running');
   const restoring = h.partitions.filter((p) => p.state === 'restoring');
+  const failed = h.partitions.filter((p) => p.state === 'error');
   const tasks = $('tasks');
   tasks.textContent = '';
   const sum = el('div', 'summary');
@@ -420,7 +422,16 @@ function renderEngine() {
   const is = el('i');
   is.style.background = '#e69f00';
   ps.append(is, el('b', null, String(restoring.length)), ' restoring');
-  sum.append(pr, ps, el('span', 'muted', h.status === 'running' ? `tasks, one per partition` : `status: ${h.status.replace(/_/g, ' ')}`));
+  sum.append(pr, ps);
+  if (failed.length) {
+    const pf = el('span', 'pill');
+    const ie = el('i');
+    ie.style.background = '#d55e00';
+    pf.append(ie, el('b', null, String(failed.length)), ' in error');
+    pf.title = failed.map((p) => `partition ${p.partition}: ${p.error ? p.error.reason : 'error'}`).join('\n');
+    sum.append(pf);
+  }
+  sum.append(el('span', 'muted', h.status === 'running' ? `tasks, one per partition` : `status: ${h.status.replace(/_/g, ' ')}`));
   tasks.append(sum);
   for (const p of restoring) {
     const g = el('div', 'prog');
@@ -434,8 +445,8 @@ function renderEngine() {
   }
   const tg = el('div', 'taskgrid');
   for (const p of [...h.partitions].sort((a, b) => a.partition - b.partition)) {
-    const s = el('span', p.state === 'restoring' ? 'restoring' : '', `p${p.partition}·t${p.thread}`);
-    s.title = `partition ${p.partition} on stream thread ${p.thread}: ${p.state}, ${fmtInt(p.processed)} records processed`;
+    const s = el('span', p.state === 'running' ? '' : p.state, `p${p.partition}·t${p.thread}`);
+    s.title = `partition ${p.partition} on stream thread ${p.thread}: ${p.state}${p.error ? ` (${p.error.reason}, after ${p.error.failed_commits} failed commits)` : ''}, ${fmtInt(p.processed)} records processed`;
     tg.append(s);
   }
   tasks.append(tg);
