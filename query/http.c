@@ -205,7 +205,6 @@ struct eddy_http_s {
     atomic_int_fast64_t log_second; /* of the last MHD message */
     atomic_uint_fast64_t log_count; /* MHD messages that second */
 
-    unsigned ip_hard_limit;     /* MHD's per-address limit: per_ip_limit plus room for 503s */
     pthread_mutex_t conns_lock; /* guards the registry and every entry's phase and since */
     pthread_cond_t reaper_cond; /* wakes the reaper: first entry, or stop */
     conn_t *conns_head;         /* the registry, oldest accept first */
@@ -1339,7 +1338,6 @@ eddy_http_t *eddy_http_new(const eddy_http_config_t *cfg, char *errstr, size_t e
     http->hard_limit = c->connection_limit + c->connection_limit / 8 + 8;
     if (http->hard_limit < c->threads)
         http->hard_limit = c->threads;
-    http->ip_hard_limit = c->per_ip_limit + c->per_ip_limit / 8 + 8;
 
     if (!cfg->listen || (size_t)snprintf(http->listen, sizeof(http->listen), "%s", cfg->listen) >=
                             sizeof(http->listen)) {
@@ -1451,14 +1449,17 @@ eddy_err_t eddy_http_start(eddy_http_t *http, char *errstr, size_t errstr_size)
     if (fd < 0)
         return eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot start HTTP on %s: %s",
                          http->listen, strerror(errno));
+    /* No MHD_OPTION_PER_IP_CONNECTION_LIMIT: registry_add enforces per_ip_limit by
+     * evicting, and MHD's would reset newcomers at accept while the connections
+     * evicted for them are still closing. Past hard_limit MHD stops accepting, and
+     * newcomers wait in the backlog. */
     http->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, http, MHD_OPTION_EXTERNAL_LOGGER, on_log, http,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, http,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, http, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, http, MHD_OPTION_CONNECTION_LIMIT, http->hard_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, http->ip_hard_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        http->cfg.timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, pool,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, http->cfg.timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
     if (!http->mhd)
         return eddy_errf(EDDY_ERR_IO, errstr, errstr_size,
                          "cannot start HTTP on %s (libmicrohttpd failed; see the log)",

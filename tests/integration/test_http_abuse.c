@@ -226,7 +226,8 @@ static void *attack_main(void *arg)
     return NULL;
 }
 
-static void attack_start(attack_t *at, pthread_t *thread, int port, int n, bool reconnect)
+static void attack_start(attack_t *at, pthread_t *thread, int port, int n, int naddrs,
+                         bool reconnect)
 {
     memset(at, 0, sizeof(*at));
     at->port = port;
@@ -234,7 +235,7 @@ static void attack_start(attack_t *at, pthread_t *thread, int port, int n, bool 
     at->reconnect = reconnect;
     at->conns = calloc((size_t)n, sizeof(slow_t));
     for (int i = 0; i < n; i++) {
-        at->conns[i].addr = i % N_ADDRS;
+        at->conns[i].addr = i % naddrs;
         slow_open(at, &at->conns[i]);
     }
     assert_int_equal(pthread_create(thread, NULL, attack_main, at), 0);
@@ -313,7 +314,7 @@ static void test_slow_headers_closed_by_deadline(void **state)
     assert_true(before >= 0);
     attack_t at;
     pthread_t thread;
-    attack_start(&at, &thread, fx->port, N_DEADLINE, false);
+    attack_start(&at, &thread, fx->port, N_DEADLINE, N_ADDRS, false);
     assert_int_equal(atomic_load(&at.failed_connect), 0);
     int64_t t0 = now_ms();
     while (atomic_load(&at.closed) < N_DEADLINE && now_ms() - t0 < HEADER_MS + 3 * CLOSE_SLACK)
@@ -347,7 +348,7 @@ static void test_slowloris_keeps_room(void **state)
     assert_true(rss0 > 0);
     attack_t at;
     pthread_t thread;
-    attack_start(&at, &thread, fx->port, N_FLOOD, true);
+    attack_start(&at, &thread, fx->port, N_FLOOD, N_ADDRS, true);
     int64_t lat[512];
     int nprobes = 0, bad = 0;
     int64_t t0 = now_ms();
@@ -390,11 +391,41 @@ static void test_slowloris_keeps_room(void **state)
     assert_int_equal(probe(fx->port, 0, &ms), 200);
 }
 
+/* Behind a proxy every client has one address: 100 slow connections from it (past
+ * http.connections.max.per.ip, 64) used to make every further connection from it
+ * reset at once. Now a newcomer from that address evicts its oldest slow one. */
+static void test_one_address_keeps_room(void **state)
+{
+    fixture_t *fx = *state;
+    attack_t at;
+    pthread_t thread;
+    attack_start(&at, &thread, fx->port, 100, 1, true);
+    int bad = 0, good = 0, nprobes = 0;
+    for (int64_t t0 = now_ms(); now_ms() - t0 < 3000; nprobes++) {
+        int64_t ms;
+        int status = probe(fx->port, 0, &ms);
+        if (status != 200 || ms > PROBE_MAX_MS) {
+            fprintf(stderr, "probe %d: status %d after %lld ms\n", nprobes, status, (long long)ms);
+            bad++;
+        }
+        good += ms < PROBE_GOOD_MS;
+        sleep_ms(100);
+    }
+    attack_stop(&at, thread);
+    printf("one address: 100 slow connections from 127.0.0.1, %d closes by the server; %d "
+           "probes from it, %d under %d ms\n",
+           atomic_load(&at.closed), nprobes, good, PROBE_GOOD_MS);
+    attack_free(&at);
+    assert_int_equal(bad, 0);
+    assert_true(good * 10 >= nprobes * 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_headers_closed_by_deadline),
         cmocka_unit_test(test_slowloris_keeps_room),
+        cmocka_unit_test(test_one_address_keeps_room),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
