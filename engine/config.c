@@ -53,7 +53,15 @@ static const key_def_t keys[] = {
     {"http.ws.max.queue.bytes", T_INT, OFF(ws_max_queue_bytes), 4096, 1 << 30,
      "bytes queued for one WebSocket client before it is dropped (4096..1073741824)"},
     {"http.ws.allowed.origins", T_STR, OFF(ws_allowed_origins), 0, 0,
-     "comma-separated origins allowed on /ws besides the API's own host, or *"},
+     "comma-separated origins allowed on /ws besides the listener's own, or *"},
+    {"http.request.header.timeout.ms", T_INT, OFF(http_header_timeout_ms), 100, 3600000,
+     "milliseconds a request has for its headers, from its start (100..3600000)"},
+    {"http.request.body.timeout.ms", T_INT, OFF(http_body_timeout_ms), 100, 3600000,
+     "milliseconds a request has for its headers and body, from its start (100..3600000)"},
+    {"http.connections.max", T_INT, OFF(http_max_connections), 1, 100000,
+     "open HTTP connections before the slowest incomplete one is evicted (1..100000)"},
+    {"http.connections.max.per.ip", T_INT, OFF(http_max_connections_ip), 1, 100000,
+     "open HTTP connections from one address, likewise (1..100000)"},
     {"instances.heartbeat.ms", T_INT, OFF(instances_heartbeat_ms), 100, 600000,
      "milliseconds between two records of this instance on <application.id>-instances"},
     {"query.peer.timeout.ms", T_INT, OFF(peer_timeout_ms), 10, 600000,
@@ -79,6 +87,10 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->ws_interval_ms = 1000;
     cfg->ws_max_queue_bytes = 1 << 20;
     cfg->ws_allowed_origins = strdup("");
+    cfg->http_header_timeout_ms = 10000;
+    cfg->http_body_timeout_ms = 30000;
+    cfg->http_max_connections = 256;
+    cfg->http_max_connections_ip = 64;
     cfg->instances_heartbeat_ms = 2000;
     cfg->peer_timeout_ms = 500;
     cfg->http_static_dir = strdup("");

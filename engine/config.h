@@ -43,7 +43,11 @@ typedef struct eddy_config_s {
     char *dlq_topic;                  /* errors.deadletterqueue.topic.name ("" = <app>-dlq) */
     int64_t ws_interval_ms;           /* http.ws.interval.ms: WebSocket update checks */
     int64_t ws_max_queue_bytes;       /* http.ws.max.queue.bytes: per-client send queue */
-    char *ws_allowed_origins;         /* http.ws.allowed.origins: "" = same host only */
+    char *ws_allowed_origins;         /* http.ws.allowed.origins: "" = the listener's own */
+    int64_t http_header_timeout_ms;   /* http.request.header.timeout.ms: slow clients */
+    int64_t http_body_timeout_ms;     /* http.request.body.timeout.ms: likewise */
+    int64_t http_max_connections;     /* http.connections.max: open HTTP connections */
+    int64_t http_max_connections_ip;  /* http.connections.max.per.ip: from one address */
     int64_t instances_heartbeat_ms;   /* instances.heartbeat.ms: see docs/running.md */
     int64_t peer_timeout_ms;          /* query.peer.timeout.ms: wait for a peer's partials */
     char *http_static_dir;            /* http.static.dir: dashboard files; "" = built ui/dist */

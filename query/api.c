@@ -414,7 +414,12 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
     api->rt = rt;
     api->answers = eddy_answer_cache_new(rt); /* NULL: answers are not cached */
     char *root = static_dir(rt->cfg);
-    eddy_http_config_t cfg = {.listen = listen, .static_root = root};
+    eddy_http_config_t cfg = {.listen = listen,
+                              .static_root = root,
+                              .connection_limit = (unsigned)rt->cfg->http_max_connections,
+                              .per_ip_limit = (unsigned)rt->cfg->http_max_connections_ip,
+                              .header_timeout_ms = (unsigned)rt->cfg->http_header_timeout_ms,
+                              .body_timeout_ms = (unsigned)rt->cfg->http_body_timeout_ms};
     api->http = eddy_http_new(&cfg, errstr, errstr_size);
     if (api->http && root)
         eddy_log_info("dashboard: http://%s/ (files from %s)", listen, root);

@@ -12,6 +12,36 @@
  * the target), on_access (first call: headers read, parse and check limits; then
  * body chunks; last call: dispatch and queue the answer), on_completed (answer sent
  * or connection gone: count it, release it).
+ *
+ * Slow clients. MHD's own timeout closes only connections that move no byte; one
+ * that trickles a header byte a second would live for ever. So every connection is
+ * also in a registry (`conns`, under `conns_lock`) with its phase (waiting for a
+ * request, headers, body, answering, upgraded) and the start of its current
+ * request (its accept, then the end of the previous answer: never later than the
+ * request's first byte). A reaper thread closes those past their header or body
+ * deadline; when a newcomer takes the server (or its address) past its limit, the
+ * connection with the oldest start that is still waiting or receiving is evicted
+ * instead of refusing the newcomer. To close a connection owned by an MHD thread,
+ * the reaper sends a short JSON error (408 or 503; only once a request line came,
+ * without blocking) and shutdown()s the socket: MHD's thread then reads the end
+ * of the stream and closes the connection in its usual way, as it does when its
+ * own MHD_stop_daemon shuts sockets down from another thread.
+ *
+ * Why touching that fd from another thread is safe: the fd is read once, at
+ * MHD_CONNECTION_NOTIFY_STARTED, and never changes during the connection's life
+ * (libmicrohttpd 0.9.75 sets socket_fd only at accept); the entry leaves the
+ * registry, under conns_lock, in MHD_CONNECTION_NOTIFY_CLOSED, which MHD calls
+ * before it close()s the socket on every path (MHD_cleanup_connections and
+ * new_connection_process_'s failure path both notify, then close). The reaper
+ * reads fds and sends/shuts down only while holding conns_lock, so every fd it
+ * touches is still open and still this connection's: it can never reach a closed
+ * fd the kernel has handed to someone else. Phase changes also happen under the
+ * lock, so a request that is being answered, or an upgraded (WebSocket)
+ * connection, is never shut down: the reaper's decision and its shutdown() are
+ * one critical section. What may race is harmless: MHD writing its own error
+ * answer (a malformed header) as the reaper writes a 408 interleaves bytes on a
+ * connection about to close; shutdown() concurrent with MHD's recv()/send() is
+ * what shutdown is for.
  */
 #include "query/http.h"
 #include "query/http_int.h"
@@ -27,6 +57,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,12 +66,17 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_THREADS          2
 #define DEFAULT_CONNECTION_LIMIT 256
 #define DEFAULT_PER_IP_LIMIT     64
 #define DEFAULT_TIMEOUT_S        30
+#define DEFAULT_HEADER_TIMEOUT   10000         /* ms */
+#define DEFAULT_BODY_TIMEOUT     30000         /* ms */
+#define REAPER_TICK_MAX_MS       100           /* deadlines are kept to within this */
+#define SLOW_LOG_INTERVAL_NS     10000000000LL /* at most one summary line per 10 s */
 #define DEFAULT_MAX_BODY         (64 * 1024)
 #define RESP_MAX_HEADERS         16
 #define RESP_HEADER_BYTES        2048
@@ -89,6 +125,16 @@ struct eddy_http_resp_s {
 
 typedef struct conn_s conn_t;
 
+/* Where a connection is, for its deadlines and for eviction (see the top). */
+typedef enum conn_phase_e {
+    PHASE_WAITING = 0, /* accepted, or between keep-alive requests: no request line yet */
+    PHASE_HEADERS,     /* request line in, headers arriving */
+    PHASE_BODY,        /* headers in, body arriving */
+    PHASE_ANSWERING,   /* dispatched (or answered early): never evicted */
+    PHASE_UPGRADED,    /* handed to an upgrade callback: never evicted */
+    PHASE_CLOSING,     /* shut down by the server; MHD closes it */
+} conn_phase_t;
+
 struct eddy_http_req_s {
     conn_t *conn;                             /* the connection it came on */
     struct MHD_Connection *mc;                /* MHD's connection (headers, address) */
@@ -120,6 +166,18 @@ struct conn_s {
     void *up_opaque;               /* its argument */
     eddy_http_req_t req;           /* the current request */
     eddy_http_resp_t resp;         /* its answer */
+    char local[INET6_ADDRSTRLEN];  /* the server's address, "" until asked */
+    int local_port;                /* and its port */
+
+    /* The registry (see the top); fd and addr are set before the entry is linked
+     * and never change; the rest is guarded by http->conns_lock. */
+    int fd;              /* the socket, MHD's (never closed here) */
+    uint8_t addr[16];    /* the peer's address (4 bytes for IPv4) */
+    uint8_t addr_len;    /* 0 if unknown */
+    bool over_ip;        /* accepted past per_ip_limit with nothing to evict: 503 */
+    conn_phase_t phase;  /* what the connection is doing */
+    int64_t since_ns;    /* start of the current request, monotonic */
+    conn_t *prev, *next; /* the registry, oldest accept first */
 };
 
 struct eddy_http_s {
@@ -142,8 +200,19 @@ struct eddy_http_s {
     atomic_uint_fast64_t conns_open;                                    /* open now */
     atomic_uint_fast64_t conns_total;                                   /* accepted */
     atomic_uint_fast64_t conns_refused;                                 /* 503 for the limit */
+    atomic_uint_fast64_t conns_timed_out;                               /* past a deadline */
+    atomic_uint_fast64_t conns_evicted;                                 /* to make room */
     atomic_int_fast64_t log_second; /* of the last MHD message */
     atomic_uint_fast64_t log_count; /* MHD messages that second */
+
+    pthread_mutex_t conns_lock; /* guards the registry and every entry's phase and since */
+    pthread_cond_t reaper_cond; /* wakes the reaper: first entry, or stop */
+    conn_t *conns_head;         /* the registry, oldest accept first */
+    conn_t *conns_tail;         /* its newest entry */
+    unsigned nlive;             /* entries not CLOSING */
+    bool reaper_stop;           /* eddy_http_destroy asks the reaper to end */
+    bool reaper_started;        /* the reaper thread is joinable */
+    pthread_t reaper;           /* closes late connections */
 };
 
 /* --- responses -------------------------------------------------------------------------- */
@@ -372,6 +441,32 @@ const char *eddy_http_client(const eddy_http_req_t *req)
     return c->client;
 }
 
+const char *eddy_http_local(const eddy_http_req_t *req, int *port)
+{
+    conn_t *c = req->conn;
+    if (!c->local[0] && c->fd >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET) {
+                const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)&ss;
+                inet_ntop(AF_INET, &s4->sin_addr, c->local, sizeof(c->local));
+                c->local_port = ntohs(s4->sin_port);
+            } else if (ss.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)&ss;
+                if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+                    inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, c->local, sizeof(c->local));
+                else
+                    inet_ntop(AF_INET6, &s6->sin6_addr, c->local, sizeof(c->local));
+                c->local_port = ntohs(s6->sin6_port);
+            }
+        }
+    }
+    if (port)
+        *port = c->local[0] ? c->local_port : 0;
+    return c->local;
+}
+
 /* --- metrics -------------------------------------------------------------------------------- */
 
 static void count_request(eddy_http_t *http, unsigned status, int64_t ns)
@@ -413,6 +508,223 @@ void eddy_http_stats(const eddy_http_t *http, eddy_http_stats_t *out)
     out->connections_open = atomic_load_explicit(&h->conns_open, memory_order_relaxed);
     out->connections_total = atomic_load_explicit(&h->conns_total, memory_order_relaxed);
     out->connections_refused = atomic_load_explicit(&h->conns_refused, memory_order_relaxed);
+    out->connections_timed_out = atomic_load_explicit(&h->conns_timed_out, memory_order_relaxed);
+    out->connections_evicted = atomic_load_explicit(&h->conns_evicted, memory_order_relaxed);
+}
+
+/* --- slow clients: the registry, deadlines, eviction (see the top) ------------------------ */
+
+/* A connection's answer when the server closes it: a status line and a JSON error,
+ * sent without blocking (whatever does not fit the socket's buffer is lost). */
+static void send_closing_answer(int fd, int status, const char *reason, const char *msg)
+{
+    char body[256], out[640];
+    int blen =
+        snprintf(body, sizeof(body), "{\"error\":{\"status\":%d,\"message\":\"%s\"}}", status, msg);
+    int n = snprintf(out, sizeof(out),
+                     "HTTP/1.1 %d %s\r\nServer: eddy\r\nContent-Type: application/json; "
+                     "charset=utf-8\r\nContent-Length: %d\r\nCache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\n%sConnection: close\r\n\r\n%s",
+                     status, reason, blen, status == 503 ? "Retry-After: 1\r\n" : "", body);
+    if (n > 0 && (size_t)n < sizeof(out) && send(fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL)) {
+        /* Nothing to do about a client that cannot take 300 bytes: it is closed. */
+    }
+}
+
+typedef enum close_why_e { CLOSE_HEADER_LATE, CLOSE_BODY_LATE, CLOSE_EVICTED } close_why_t;
+
+/* Shuts c down (conns_lock held). A request that has begun is told why; a
+ * connection that has sent no request line yet is closed like an idle one. */
+static void close_slow(eddy_http_t *http, conn_t *c, close_why_t why)
+{
+    assert(c->phase != PHASE_ANSWERING && c->phase != PHASE_UPGRADED && c->phase != PHASE_CLOSING);
+    if (c->fd >= 0 && c->phase != PHASE_WAITING) {
+        if (why == CLOSE_EVICTED)
+            send_closing_answer(c->fd, 503, "Service Unavailable",
+                                "the server is at its connection limit and this request was "
+                                "the slowest incomplete one; try again");
+        else
+            send_closing_answer(c->fd, 408, "Request Timeout",
+                                why == CLOSE_HEADER_LATE
+                                    ? "the request's headers did not arrive in time"
+                                    : "the request's body did not arrive in time");
+    }
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    c->phase = PHASE_CLOSING;
+    http->nlive--;
+    atomic_fetch_add_explicit(why == CLOSE_EVICTED ? &http->conns_evicted : &http->conns_timed_out,
+                              1, memory_order_relaxed);
+}
+
+static bool evictable(const conn_t *c)
+{
+    return c->phase == PHASE_WAITING || c->phase == PHASE_HEADERS || c->phase == PHASE_BODY;
+}
+
+static bool same_addr(const conn_t *a, const conn_t *b)
+{
+    return a->addr_len && a->addr_len == b->addr_len && !memcmp(a->addr, b->addr, a->addr_len);
+}
+
+/* The evictable entry with the oldest start other than `except`, only from
+ * except's address if `same_ip`; NULL if none (conns_lock held). */
+static conn_t *oldest_evictable(eddy_http_t *http, const conn_t *except, bool same_ip)
+{
+    conn_t *best = NULL;
+    for (conn_t *c = http->conns_head; c; c = c->next)
+        if (c != except && evictable(c) && (!same_ip || same_addr(c, except)) &&
+            (!best || c->since_ns < best->since_ns))
+            best = c;
+    return best;
+}
+
+/* Copies the peer address of MHD's connection into c's key. */
+static void set_addr(conn_t *c, const struct sockaddr *sa)
+{
+    c->addr_len = 0;
+    if (sa && sa->sa_family == AF_INET) {
+        memcpy(c->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        c->addr_len = 4;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            memcpy(c->addr, a6->s6_addr + 12, 4);
+            c->addr_len = 4;
+        } else {
+            memcpy(c->addr, a6->s6_addr, 16);
+            c->addr_len = 16;
+        }
+    }
+}
+
+/* Registers a new connection (MHD thread, at NOTIFY_STARTED) and makes room for it:
+ * past the connection limit, or its address's, the oldest waiting or receiving
+ * connection (of that address) is evicted; if there is none the newcomer will be
+ * answered 503. */
+static void registry_add(eddy_http_t *http, conn_t *c)
+{
+    pthread_mutex_lock(&http->conns_lock);
+    bool was_empty = !http->conns_head;
+    c->phase = PHASE_WAITING;
+    c->since_ns = eddy_mono_ns();
+    c->prev = http->conns_tail;
+    c->next = NULL;
+    if (http->conns_tail)
+        http->conns_tail->next = c;
+    else
+        http->conns_head = c;
+    http->conns_tail = c;
+    http->nlive++;
+    if (http->nlive > http->cfg.connection_limit) {
+        conn_t *victim = oldest_evictable(http, c, false);
+        if (victim)
+            close_slow(http, victim, CLOSE_EVICTED);
+        else
+            c->over_limit = true;
+    }
+    if (!c->over_limit && c->addr_len) {
+        unsigned same = 0;
+        for (conn_t *o = http->conns_head; o; o = o->next)
+            same += o->phase != PHASE_CLOSING && same_addr(o, c);
+        if (same > http->cfg.per_ip_limit) {
+            conn_t *victim = oldest_evictable(http, c, true);
+            if (victim)
+                close_slow(http, victim, CLOSE_EVICTED);
+            else
+                c->over_ip = true;
+        }
+    }
+    if (was_empty)
+        pthread_cond_signal(&http->reaper_cond);
+    pthread_mutex_unlock(&http->conns_lock);
+}
+
+/* Unregisters c (MHD thread, at NOTIFY_CLOSED: before MHD closes the fd). */
+static void registry_remove(eddy_http_t *http, conn_t *c)
+{
+    pthread_mutex_lock(&http->conns_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        http->conns_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        http->conns_tail = c->prev;
+    if (c->phase != PHASE_CLOSING)
+        http->nlive--;
+    pthread_mutex_unlock(&http->conns_lock);
+}
+
+/* Moves c to `phase` (its serving thread); `restart` starts its next request's
+ * clock. A connection the server shut down stays CLOSING, an upgraded one
+ * UPGRADED. */
+static void set_phase(conn_t *c, conn_phase_t phase, bool restart)
+{
+    eddy_http_t *http = c->http;
+    pthread_mutex_lock(&http->conns_lock);
+    if (c->phase != PHASE_CLOSING && c->phase != PHASE_UPGRADED)
+        c->phase = phase;
+    if (restart)
+        c->since_ns = eddy_mono_ns();
+    pthread_mutex_unlock(&http->conns_lock);
+}
+
+/* Closes the connections past their deadline (conns_lock held). */
+static void reap(eddy_http_t *http, int64_t now)
+{
+    const int64_t header_ns = (int64_t)http->cfg.header_timeout_ms * 1000000;
+    const int64_t body_ns = (int64_t)http->cfg.body_timeout_ms * 1000000;
+    for (conn_t *c = http->conns_head; c; c = c->next) {
+        if ((c->phase == PHASE_WAITING || c->phase == PHASE_HEADERS) &&
+            now - c->since_ns >= header_ns)
+            close_slow(http, c, CLOSE_HEADER_LATE);
+        else if (c->phase == PHASE_BODY && now - c->since_ns >= body_ns)
+            close_slow(http, c, CLOSE_BODY_LATE);
+    }
+}
+
+static void *reaper_main(void *arg)
+{
+    eddy_http_t *http = arg;
+    unsigned tick_ms = http->cfg.header_timeout_ms / 10;
+    if (tick_ms > REAPER_TICK_MAX_MS)
+        tick_ms = REAPER_TICK_MAX_MS;
+    if (tick_ms < 1)
+        tick_ms = 1;
+    uint64_t logged_late = 0, logged_evicted = 0;
+    int64_t logged_ns = 0;
+    pthread_mutex_lock(&http->conns_lock);
+    while (!http->reaper_stop) {
+        if (!http->conns_head) {
+            pthread_cond_wait(&http->reaper_cond, &http->conns_lock);
+            continue;
+        }
+        int64_t now = eddy_mono_ns();
+        reap(http, now);
+        if (now - logged_ns >= SLOW_LOG_INTERVAL_NS) {
+            uint64_t late = atomic_load_explicit(&http->conns_timed_out, memory_order_relaxed);
+            uint64_t evicted = atomic_load_explicit(&http->conns_evicted, memory_order_relaxed);
+            if (late != logged_late || evicted != logged_evicted)
+                eddy_log_warn("http port %d: closed %llu slow connections past their header or "
+                              "body deadline and evicted %llu to make room (since the last such "
+                              "line; %u open now)",
+                              http->port, (unsigned long long)(late - logged_late),
+                              (unsigned long long)(evicted - logged_evicted), http->nlive);
+            logged_late = late;
+            logged_evicted = evicted;
+            logged_ns = now;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)tick_ms * 1000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&http->reaper_cond, &http->conns_lock, &ts);
+    }
+    pthread_mutex_unlock(&http->conns_lock);
+    return NULL;
 }
 
 /* --- dispatch --------------------------------------------------------------------------------- */
@@ -545,6 +857,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *mc, void *con_cls, cons
                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
     conn_t *c = cls;
+    set_phase(c, PHASE_UPGRADED, false);
     c->up_fn(c->up_opaque, sock, extra_in, extra_in_size, urh);
 }
 
@@ -689,6 +1002,7 @@ static enum MHD_Result queue(conn_t *c, struct MHD_Connection *mc)
 static enum MHD_Result queue_early(conn_t *c, struct MHD_Connection *mc, int status,
                                    const char *msg)
 {
+    set_phase(c, PHASE_ANSWERING, false);
     set_error(&c->resp, status, msg);
     c->resp.close = true;
     return queue(c, mc);
@@ -701,14 +1015,19 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 {
     eddy_http_t *http = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        uint64_t open = atomic_fetch_add_explicit(&http->conns_open, 1, memory_order_relaxed) + 1;
+        atomic_fetch_add_explicit(&http->conns_open, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&http->conns_total, 1, memory_order_relaxed);
         conn_t *c = calloc(1, sizeof(*c));
         if (c) {
             c->http = http;
             c->resp.fd = -1;
             c->req.conn = c;
-            c->over_limit = open > http->cfg.connection_limit;
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+            c->fd = ci ? ci->connect_fd : -1;
+            ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            set_addr(c, ci ? ci->client_addr : NULL);
+            registry_add(http, c);
         }
         *socket_context = c;
         return;
@@ -717,6 +1036,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     conn_t *c = *socket_context;
     if (!c)
         return;
+    registry_remove(http, c);
     resp_reset(&c->resp);
     free(c->scratch);
     free(c->body);
@@ -731,6 +1051,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     conn_t *c = ci ? ci->socket_context : NULL;
     if (!c)
         return NULL;
+    set_phase(c, PHASE_HEADERS, false);
     c->uri = (char *)"";
     c->t0_ns = eddy_mono_ns();
     c->started = false;
@@ -791,6 +1112,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     }
     c->body_len = 0;
     *con_cls = NULL;
+    set_phase(c, PHASE_WAITING, true); /* the next request's clock starts now */
 }
 
 /* Appends a body chunk; past max_body the rest is read and dropped (413 at the end). */
@@ -835,10 +1157,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         /* Headers are in. Refuse what must be refused before reading a body. */
         c->started = true;
         c->req.method = method;
-        if (c->over_limit) {
+        set_phase(c, PHASE_BODY, false);
+        if (c->over_limit || c->over_ip) {
             atomic_fetch_add_explicit(&http->conns_refused, 1, memory_order_relaxed);
             return queue_early(c, mc, 503,
-                               "the server has too many connections; try again shortly");
+                               c->over_limit
+                                   ? "the server has too many connections; try again shortly"
+                                   : "too many connections from your address; try again shortly");
         }
         if (c->err_status)
             return queue_early(c, mc, c->err_status, c->err_msg);
@@ -861,6 +1186,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         return MHD_YES;
     }
 
+    set_phase(c, PHASE_ANSWERING, false);
     if (c->body_too_large && !c->err_status) {
         c->err_status = 413;
         snprintf(c->err_msg, sizeof(c->err_msg), "the request body is larger than %zu bytes",
@@ -984,6 +1310,12 @@ eddy_http_t *eddy_http_new(const eddy_http_config_t *cfg, char *errstr, size_t e
     }
     http->fd = -1;
     http->cfg = *cfg;
+    pthread_mutex_init(&http->conns_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&http->reaper_cond, &ca);
+    pthread_condattr_destroy(&ca);
     eddy_http_config_t *c = &http->cfg;
     if (!c->threads)
         c->threads = DEFAULT_THREADS;
@@ -995,6 +1327,12 @@ eddy_http_t *eddy_http_new(const eddy_http_config_t *cfg, char *errstr, size_t e
         c->timeout_s = DEFAULT_TIMEOUT_S;
     if (!c->max_body)
         c->max_body = DEFAULT_MAX_BODY;
+    if (!c->header_timeout_ms)
+        c->header_timeout_ms = DEFAULT_HEADER_TIMEOUT;
+    if (!c->body_timeout_ms)
+        c->body_timeout_ms = DEFAULT_BODY_TIMEOUT;
+    if (c->body_timeout_ms < c->header_timeout_ms)
+        c->body_timeout_ms = c->header_timeout_ms;
     /* Connections past connection_limit are still accepted, up to this, so that they
      * can be told 503 instead of being left hanging. */
     http->hard_limit = c->connection_limit + c->connection_limit / 8 + 8;
@@ -1111,14 +1449,17 @@ eddy_err_t eddy_http_start(eddy_http_t *http, char *errstr, size_t errstr_size)
     if (fd < 0)
         return eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot start HTTP on %s: %s",
                          http->listen, strerror(errno));
+    /* No MHD_OPTION_PER_IP_CONNECTION_LIMIT: registry_add enforces per_ip_limit by
+     * evicting, and MHD's would reset newcomers at accept while the connections
+     * evicted for them are still closing. Past hard_limit MHD stops accepting, and
+     * newcomers wait in the backlog. */
     http->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, http, MHD_OPTION_EXTERNAL_LOGGER, on_log, http,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, http,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, http, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, http, MHD_OPTION_CONNECTION_LIMIT, http->hard_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, http->cfg.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        http->cfg.timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, pool,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, http->cfg.timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
     if (!http->mhd)
         return eddy_errf(EDDY_ERR_IO, errstr, errstr_size,
                          "cannot start HTTP on %s (libmicrohttpd failed; see the log)",
@@ -1126,6 +1467,15 @@ eddy_err_t eddy_http_start(eddy_http_t *http, char *errstr, size_t errstr_size)
     /* MHD owns the duplicate now; ours would only keep the port bound after stop. */
     close(http->fd);
     http->fd = -1;
+    int rc = pthread_create(&http->reaper, NULL, reaper_main, http);
+    if (rc) {
+        MHD_stop_daemon(http->mhd);
+        http->mhd = NULL;
+        return eddy_errf(EDDY_ERR_IO, errstr, errstr_size,
+                         "cannot start HTTP on %s: no thread for its deadlines: %s", http->listen,
+                         strerror(rc));
+    }
+    http->reaper_started = true;
     eddy_log_info("http: serving on %s (port %d)", http->listen, http->port);
     return EDDY_OK;
 }
@@ -1139,6 +1489,13 @@ void eddy_http_destroy(eddy_http_t *http)
 {
     if (!http)
         return;
+    if (http->reaper_started) {
+        pthread_mutex_lock(&http->conns_lock);
+        http->reaper_stop = true;
+        pthread_cond_signal(&http->reaper_cond);
+        pthread_mutex_unlock(&http->conns_lock);
+        pthread_join(http->reaper, NULL);
+    }
     if (http->mhd)
         MHD_stop_daemon(http->mhd);
     if (http->fd >= 0)
@@ -1148,5 +1505,7 @@ void eddy_http_destroy(eddy_http_t *http)
     free(http->routes);
     free(http->static_root);
     free(http->cors_origin);
+    pthread_cond_destroy(&http->reaper_cond);
+    pthread_mutex_destroy(&http->conns_lock);
     free(http);
 }

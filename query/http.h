@@ -12,8 +12,14 @@
  * one per connection). A handler must only read shared state or guard it itself.
  * The req and resp a handler gets belong to that request and that thread alone.
  *
- * Every error the server produces itself (404, 405, 413, 400, 500, 503) has the
+ * Every error the server produces itself (400, 404, 405, 408, 413, 500, 503) has the
  * body {"error":{"status":N,"message":"..."}}; docs/http.md has the details.
+ *
+ * Slow clients: a request must deliver its headers, then its body, by deadlines
+ * counted from its start, whatever it trickles meanwhile; when the server (or one
+ * address) is at its connection limit, the oldest connection still receiving a
+ * request is evicted to make room for a newcomer. Requests being answered and
+ * upgraded connections are never evicted.
  */
 #ifndef EDDY_HTTP_H
 #define EDDY_HTTP_H
@@ -42,12 +48,17 @@ typedef struct eddy_http_config_s {
     const char *listen; /**< "HOST:PORT", "[v6addr]:PORT" or ":PORT"; port 0 picks one */
     eddy_http_threading_t threading; /**< [EDDY_HTTP_POOL_EPOLL] */
     unsigned threads;                /**< pool threads [2] */
-    unsigned connection_limit;       /**< open connections before new ones are answered 503 [256] */
-    unsigned per_ip_limit;           /**< connections from one address; more are closed [64] */
-    unsigned timeout_s;              /**< an idle connection is closed after this [30] */
-    size_t max_body;                 /**< request body bytes; larger bodies get 413 [64 KiB] */
-    const char *static_root;         /**< directory served for GET of unrouted paths [none] */
-    const char *cors_origin;         /**< Access-Control-Allow-Origin value; NULL: CORS off */
+    unsigned connection_limit;       /**< open connections; past it the oldest incomplete
+                                          request is evicted, else the newcomer gets 503 [256] */
+    unsigned per_ip_limit;           /**< connections from one address; likewise [64] */
+    unsigned timeout_s;         /**< a connection that moves no byte this long is closed [30] */
+    unsigned header_timeout_ms; /**< a request's headers must be in this long after its
+                                     start (accept, or the previous answer's end) [10000] */
+    unsigned body_timeout_ms;   /**< and its body this long after it (at least the
+                                     header timeout) [30000] */
+    size_t max_body;            /**< request body bytes; larger bodies get 413 [64 KiB] */
+    const char *static_root;    /**< directory served for GET of unrouted paths [none] */
+    const char *cors_origin;    /**< Access-Control-Allow-Origin value; NULL: CORS off */
 } eddy_http_config_t;
 
 /** Handles one request: fills `resp` and returns 0. Any other return value means
@@ -104,6 +115,8 @@ typedef struct eddy_http_stats_s {
     uint64_t connections_open;                      /**< connections open now */
     uint64_t connections_total;                     /**< connections accepted */
     uint64_t connections_refused;                   /**< answered 503 for the connection limit */
+    uint64_t connections_timed_out; /**< closed for missing a header or body deadline */
+    uint64_t connections_evicted;   /**< closed to make room for a newcomer (limits) */
 } eddy_http_stats_t;
 
 /** Copies the server's counters into *out. Any thread. */
@@ -145,6 +158,12 @@ const char *eddy_http_body(const eddy_http_req_t *req, size_t *len);
 
 /** The client's address as text ("127.0.0.1", "::1"); "" if unknown. */
 const char *eddy_http_client(const eddy_http_req_t *req);
+
+/** The address the client reached the server on, as text ("127.0.0.1", "::1"; an
+ *  IPv4-mapped IPv6 address as plain IPv4), with its port through *port (may be
+ *  NULL); "" and 0 if unknown. With a wildcard listener this is the interface's
+ *  own address. */
+const char *eddy_http_local(const eddy_http_req_t *req, int *port);
 
 /* --- the response -----------------------------------------------------------------
  * A handler sets one body (the last call wins). Handler responses carry

@@ -608,6 +608,12 @@ static void write_http(eddy_prom_t *prom, const eddy_http_t *http)
     eddy_prom_metric(prom, "eddy_http_connections_refused_total", EDDY_PROM_COUNTER,
                      "HTTP connections answered 503 for the connection limit.",
                      (double)st.connections_refused);
+    eddy_prom_metric(prom, "eddy_http_connections_timed_out_total", EDDY_PROM_COUNTER,
+                     "HTTP connections closed for missing a header or body deadline.",
+                     (double)st.connections_timed_out);
+    eddy_prom_metric(prom, "eddy_http_connections_evicted_total", EDDY_PROM_COUNTER,
+                     "HTTP connections with an incomplete request closed to make room.",
+                     (double)st.connections_evicted);
 }
 
 static void write_ws(eddy_prom_t *prom, const eddy_ws_t *ws)

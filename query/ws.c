@@ -139,8 +139,19 @@ eddy_ws_t *eddy_ws_new(const eddy_ws_config_t *cfg, char *errstr, size_t errstr_
         ws->cfg.idle_s = 60;
     if (!ws->cfg.max_subscriptions)
         ws->cfg.max_subscriptions = 32;
-    if (cfg && cfg->allowed_origins && cfg->allowed_origins[0])
-        ws->allowed_origins = strdup(cfg->allowed_origins);
+    if (cfg && cfg->allowed_origins && cfg->allowed_origins[0]) {
+        char why[320];
+        if (!eddy_ws_origins_valid(cfg->allowed_origins, why, sizeof(why))) {
+            eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "http.ws.allowed.origins: %s", why);
+            free(ws);
+            return NULL;
+        }
+        if (!(ws->allowed_origins = strdup(cfg->allowed_origins))) {
+            eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+            free(ws);
+            return NULL;
+        }
+    }
     ws->cfg.allowed_origins = ws->allowed_origins;
     ws->epfd = epoll_create1(EPOLL_CLOEXEC);
     ws->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -240,72 +251,6 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 
 /* --- the handshake (HTTP server threads) ---------------------------------------------- */
 
-/* True if the comma-separated header value `list` holds `token` (case-insensitive). */
-static bool has_token(const char *list, const char *token)
-{
-    size_t tlen = strlen(token);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end && *end != ',')
-            end++;
-        const char *e = end;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - p) == tlen && !strncasecmp(p, token, tlen))
-            return true;
-        p = end;
-    }
-    return false;
-}
-
-/* host[:port] of an origin "scheme://host[:port]", with the scheme's default port
- * removed so that it compares with a Host header; false if it is not of that form. */
-static bool origin_authority(const char *origin, char *out, size_t outsz)
-{
-    const char *p = strstr(origin, "://");
-    if (!p)
-        return false;
-    size_t scheme_len = (size_t)(p - origin);
-    p += 3;
-    size_t n = strcspn(p, "/?#");
-    if (!n || n >= outsz)
-        return false;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    const char *dflt = NULL;
-    if (scheme_len == 4 && !strncasecmp(origin, "http", 4))
-        dflt = ":80";
-    else if (scheme_len == 5 && !strncasecmp(origin, "https", 5))
-        dflt = ":443";
-    size_t dl = dflt ? strlen(dflt) : 0;
-    if (dflt && n > dl && !strcmp(out + n - dl, dflt))
-        out[n - dl] = '\0';
-    return true;
-}
-
-static bool origin_allowed(const eddy_ws_t *ws, const char *origin, const char *host)
-{
-    if (!origin)
-        return true; /* not a browser: nothing to protect against */
-    char auth[256];
-    if (host && origin_authority(origin, auth, sizeof(auth)) && !strcasecmp(auth, host))
-        return true;
-    if (ws->allowed_origins) {
-        size_t olen = strlen(origin);
-        for (const char *p = ws->allowed_origins; *p;) {
-            while (*p == ' ' || *p == ',')
-                p++;
-            size_t n = strcspn(p, ", ");
-            if ((n == 1 && *p == '*') || (n == olen && n && !strncasecmp(p, origin, n)))
-                return true;
-            p += n;
-        }
-    }
-    return false;
-}
-
 static void on_upgraded(void *opaque, int fd, const char *extra, size_t extra_len,
                         struct MHD_UpgradeResponseHandle *urh);
 
@@ -317,8 +262,8 @@ int eddy_ws_handle(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
     const char *version = eddy_http_header(req, "Sec-WebSocket-Version");
     const char *key = eddy_http_header(req, "Sec-WebSocket-Key");
     const char *origin = eddy_http_header(req, "Origin");
-    if (!upgrade || !has_token(upgrade, "websocket") || !connection ||
-        !has_token(connection, "upgrade")) {
+    if (!upgrade || !eddy_ws_has_token(upgrade, "websocket") || !connection ||
+        !eddy_ws_has_token(connection, "upgrade")) {
         eddy_http_resp_header(resp, "Upgrade", "websocket");
         return eddy_http_error(resp, 426,
                                "/ws is a WebSocket endpoint: send 'Upgrade: websocket' and "
@@ -333,10 +278,12 @@ int eddy_ws_handle(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
     if (!key || strlen(key) != 24 || strcmp(key + 22, "==") ||
         strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 22)
         return eddy_http_error(resp, 400, "missing or malformed Sec-WebSocket-Key");
-    if (!origin_allowed(ws, origin, eddy_http_header(req, "Host")))
+    int local_port = 0;
+    const char *local = eddy_http_local(req, &local_port);
+    if (!eddy_ws_origin_allowed(origin, ws->allowed_origins, local, local_port))
         return eddy_http_error(resp, 403,
-                               "origin '%.200s' is not allowed (same host only; see "
-                               "http.ws.allowed.origins)",
+                               "origin '%.200s' is not allowed (this listener's own origin "
+                               "only; see http.ws.allowed.origins)",
                                origin);
     pthread_mutex_lock(&ws->lock);
     bool stopping = ws->stopping;

@@ -33,7 +33,9 @@ typedef struct eddy_ws_config_s {
     int idle_s;                  /**< no frame from the client this long: close 1001 [60] */
     unsigned max_subscriptions;  /**< per client [32] */
     const char *allowed_origins; /**< comma-separated origins (or "*") allowed besides the
-                                      request's own Host; NULL/"": same origin only */
+                                      listener's own (eddy_ws_origin_allowed in
+                                      ws_frame.h); NULL/"": the listener's own only;
+                                      eddy_ws_new refuses an item that is no origin */
 } eddy_ws_config_t;
 
 /** Counters (cumulative since eddy_ws_new, except clients_open). */

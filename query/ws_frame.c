@@ -1,7 +1,7 @@
 /*
  * ws_frame.c — RFC 6455 framing on byte arrays (see ws_frame.h): SHA-1 and base64
- * for the handshake, UTF-8 validation, the client frame parser and message
- * assembler, server frame headers.
+ * for the handshake, its header checks (tokens, the Origin), UTF-8 validation, the client frame
+ * parser and message assembler, server frame headers.
  *
  * The reader never trusts a length before checking it against max_message, so a
  * client cannot make it allocate more than cap + max_message bytes. Payloads are
@@ -9,8 +9,12 @@
  */
 #include "query/ws_frame.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* --- SHA-1 (RFC 3174) ------------------------------------------------------------ */
 
@@ -144,6 +148,194 @@ bool eddy_ws_utf8_valid(const uint8_t *s, size_t len)
         i += n;
     }
     return true;
+}
+
+/* --- handshake headers ---------------------------------------------------------------- */
+
+bool eddy_ws_has_token(const char *list, const char *token)
+{
+    size_t tlen = strlen(token);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - p) == tlen && !strncasecmp(p, token, tlen))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* An origin (RFC 6454): scheme "://" host [":" port], lower-cased, the scheme's
+ * default port filled in (0 for a scheme without one and no port given). */
+typedef struct origin_s {
+    char scheme[16];
+    char host[256]; /* an IPv6 literal without its brackets */
+    bool ipv6;      /* host was bracketed */
+    int port;
+} origin_t;
+
+static bool origin_parse(const char *s, size_t len, origin_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    size_t i = 0;
+    while (i < len && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+        i++;
+    if (i == 0 || i >= sizeof(o->scheme) || !isalpha((unsigned char)s[0]) || len - i < 3 ||
+        memcmp(s + i, "://", 3))
+        return false;
+    for (size_t k = 0; k < i; k++)
+        o->scheme[k] = (char)tolower((unsigned char)s[k]);
+    const char *h = s + i + 3, *end = s + len;
+    const char *hend;
+    if (h < end && *h == '[') {
+        const char *close = memchr(h, ']', (size_t)(end - h));
+        if (!close)
+            return false;
+        o->ipv6 = true;
+        h++;
+        hend = close;
+    } else {
+        hend = h;
+        while (hend < end && *hend != ':')
+            hend++;
+    }
+    size_t hlen = (size_t)(hend - h);
+    if (hlen == 0 || hlen >= sizeof(o->host))
+        return false;
+    for (size_t k = 0; k < hlen; k++) {
+        unsigned char ch = (unsigned char)h[k];
+        /* A reg-name or an IP literal: nothing that could end the authority. */
+        if (!(isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || (o->ipv6 && ch == ':')))
+            return false;
+        o->host[k] = (char)tolower(ch);
+    }
+    const char *p = hend + (o->ipv6 ? 1 : 0);
+    if (p < end) {
+        if (*p != ':' || end - p < 2 || end - p > 6)
+            return false;
+        int port = 0;
+        for (const char *q = p + 1; q < end; q++) {
+            if (*q < '0' || *q > '9')
+                return false;
+            port = port * 10 + (*q - '0');
+        }
+        if (port < 1 || port > 65535)
+            return false;
+        o->port = port;
+    } else if (!strcmp(o->scheme, "http") || !strcmp(o->scheme, "ws")) {
+        o->port = 80;
+    } else if (!strcmp(o->scheme, "https") || !strcmp(o->scheme, "wss")) {
+        o->port = 443;
+    }
+    return true;
+}
+
+static bool origin_same(const origin_t *a, const origin_t *b)
+{
+    return !strcmp(a->scheme, b->scheme) && !strcmp(a->host, b->host) && a->port == b->port;
+}
+
+/* Calls fn on each item of the comma-separated list until it returns true. */
+static bool list_any(const char *list, bool (*fn)(const char *item, size_t len, void *arg),
+                     void *arg)
+{
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > p && fn(p, (size_t)(e - p), arg))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+typedef struct invalid_s {
+    char *errstr;
+    size_t errstr_size;
+} invalid_t;
+
+static bool item_invalid(const char *item, size_t len, void *arg)
+{
+    invalid_t *iv = arg;
+    origin_t o;
+    if ((len == 1 && *item == '*') || origin_parse(item, len, &o))
+        return false;
+    snprintf(iv->errstr, iv->errstr_size,
+             "'%.*s' is not an origin (scheme://host[:port], e.g. https://dash.example.com) "
+             "nor *",
+             (int)(len > 200 ? 200 : len), item);
+    return true;
+}
+
+bool eddy_ws_origins_valid(const char *allowed, char *errstr, size_t errstr_size)
+{
+    invalid_t iv = {errstr, errstr_size};
+    return !list_any(allowed, item_invalid, &iv);
+}
+
+static bool item_matches(const char *item, size_t len, void *arg)
+{
+    const origin_t *want = arg;
+    origin_t o;
+    return (len == 1 && *item == '*') || (origin_parse(item, len, &o) && origin_same(&o, want));
+}
+
+/* The 16 (IPv6) or 4 (IPv4, also from an IPv4-mapped IPv6) bytes of a numeric
+ * address; 0 if it is not one. */
+static size_t ip_bytes(const char *text, uint8_t out[16])
+{
+    if (inet_pton(AF_INET, text, out) == 1)
+        return 4;
+    if (inet_pton(AF_INET6, text, out) != 1)
+        return 0;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!memcmp(out, mapped, 12)) {
+        memmove(out, out + 12, 4);
+        return 4;
+    }
+    return 16;
+}
+
+static bool is_loopback(const uint8_t *ip, size_t n)
+{
+    static const uint8_t v6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return (n == 4 && ip[0] == 127) || (n == 16 && !memcmp(ip, v6, 16));
+}
+
+bool eddy_ws_origin_allowed(const char *origin, const char *allowed, const char *local,
+                            int local_port)
+{
+    if (!origin)
+        return true; /* not a browser: nothing to protect against */
+    origin_t o;
+    if (!origin_parse(origin, strlen(origin), &o)) /* "null", or garbage */
+        return allowed && eddy_ws_has_token(allowed, "*");
+    if (allowed && list_any(allowed, item_matches, &o))
+        return true;
+    /* The listener's own origin. */
+    uint8_t lip[16], oip[16];
+    size_t ln = local ? ip_bytes(local, lip) : 0;
+    if (!ln || strcmp(o.scheme, "http") || o.port != local_port)
+        return false;
+    if (!strcmp(o.host, "localhost"))
+        return is_loopback(lip, ln);
+    size_t on = ip_bytes(o.host, oip);
+    /* An IPv4 literal must be written as one, an IPv6 one in brackets. */
+    if (!on || o.ipv6 != (strchr(o.host, ':') != NULL))
+        return false;
+    return on == ln && !memcmp(oip, lip, on);
 }
 
 /* --- frames -------------------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * ws_frame.h — RFC 6455 framing without I/O: the handshake's accept key (with its
- * own SHA-1), a strict UTF-8 check, the parser of client frames that assembles
- * fragmented messages, and the header of server frames. Pure functions on byte
+ * own SHA-1) and header checks (tokens, the Origin), a strict UTF-8 check, the
+ * parser of client frames that assembles fragmented messages, and the header of
+ * server frames. Pure functions on byte
  * arrays, so that the unit tests feed them bytes; query/ws.c does the sockets.
  * No shared state: any thread, one reader per connection.
  */
@@ -43,6 +44,29 @@ void eddy_ws_accept_key(const char *key, char out[29]);
 /** True if s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or code
  *  points above U+10FFFF). */
 bool eddy_ws_utf8_valid(const uint8_t *s, size_t len);
+
+/** True if the comma-separated header value `list` (e.g. a Connection header)
+ *  holds `token`, compared case-insensitively, blanks around items ignored. */
+bool eddy_ws_has_token(const char *list, const char *token);
+
+/** Checks `allowed`, a comma-separated list of origins ("https://dash.example.com",
+ *  "http://10.0.0.5:8083") or "*"; blanks around items are ignored, "" is an empty
+ *  list. False with the offending item named in errstr if one is not an origin
+ *  (scheme://host[:port], nothing after it). */
+bool eddy_ws_origins_valid(const char *allowed, char *errstr, size_t errstr_size);
+
+/** Whether a browser page of origin `origin` (the Origin header; NULL: not a
+ *  browser, allowed) may open the WebSocket on a connection that reached the
+ *  server at address `local` (numeric, as eddy_http_local gives it) and port
+ *  `local_port`. Allowed: an origin in `allowed` (a checked list; "*" allows
+ *  any), compared by scheme, host (case-insensitive) and port (defaults filled
+ *  in), or the listener's own origin: scheme http, port local_port, and a host
+ *  that is `local` itself (an IP literal, so DNS cannot rebind it) or
+ *  "localhost" when `local` is a loopback address. The Host header plays no
+ *  part: a page of a rebound name (evil.example resolving to 127.0.0.1) sends
+ *  Host and Origin of that name, and is refused. */
+bool eddy_ws_origin_allowed(const char *origin, const char *allowed, const char *local,
+                            int local_port);
 
 /** Writes the header of an unfragmented, unmasked server frame with `opcode` and
  *  `len` payload bytes to out; returns its size (2, 4 or 10). */

@@ -3,7 +3,8 @@
  * tests/integration/ws_client.py on Debian's python3-websockets (/usr/bin/python3).
  *
  * Known input (monitoring.json, one minute window: 30 requests to /api/a and 20
- * to /api/b) is processed; the client's Origin from elsewhere is refused (403);
+ * to /api/b) is processed; the client's Origin from elsewhere is refused (403),
+ * and so is a DNS-rebinding pair (Host and Origin both of the attacker's name);
  * its subscription to endpoint_stats gets a snapshot whose windows hold exactly
  * those counts; 12 more requests to /api/a are produced, and an update with 42
  * and 20 arrives. The frame-level behaviour (close codes, slow clients, ping,
@@ -11,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "eddy_proc.h"
+#include "http_client.h"
 #include "test_support.h"
 
 #include "engine/broker.h"
@@ -180,6 +182,49 @@ static void test_snapshot_then_update(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends
+ * Host and Origin of its own name, which agree with each other: refused (403,
+ * JSON error), while the dashboard's own origins (127.0.0.1 or localhost with the
+ * listener's port) upgrade. */
+static void test_dns_rebinding_refused(void **state)
+{
+    fixture_t *fx = *state;
+    static const struct {
+        const char *host, *origin_host;
+        int status;
+    } cases[] = {
+        {"evil.example", "evil.example", 403},
+        {"127.0.0.1", "evil.example", 403},
+        {"localhost", "localhost", 101},
+        {"127.0.0.1", "127.0.0.1", 101},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[512];
+        snprintf(req, sizeof(req),
+                 "GET /ws HTTP/1.1\r\nHost: %s:%d\r\nOrigin: http://%s:%d\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                 cases[i].host, fx->port, cases[i].origin_host, fx->port);
+        eddy_test_http_conn_t *conn = eddy_test_http_connect("127.0.0.1", fx->port);
+        assert_non_null(conn);
+        assert_int_equal(eddy_test_http_send(conn, req, strlen(req)), 0);
+        eddy_test_http_resp_t r = {0};
+        assert_int_equal(eddy_test_http_read_response(conn, false, &r), 0);
+        if (r.status != cases[i].status)
+            fail_msg("Host %s, Origin http://%s: status %d, wanted %d", cases[i].host,
+                     cases[i].origin_host, r.status, cases[i].status);
+        if (r.status == 403) {
+            json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
+            assert_non_null(j);
+            assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(j, "error"), "status")), 403);
+            json_decref(j);
+        }
+        eddy_test_http_resp_free(&r);
+        eddy_test_http_close(conn);
+    }
+}
+
 /* The first message the real client gets for `subject` with `params` (JSON). */
 static json_t *subscribe_once(fixture_t *fx, const char *subject, const char *params)
 {
@@ -285,6 +330,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_then_update),
+        cmocka_unit_test(test_dns_rebinding_refused),
         cmocka_unit_test(test_view_subscription),
         cmocka_unit_test(test_health_shows_broker_connectivity),
     };

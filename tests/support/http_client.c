@@ -36,6 +36,11 @@ struct eddy_test_http_conn_s {
 
 eddy_test_http_conn_t *eddy_test_http_connect(const char *host, int port)
 {
+    return eddy_test_http_connect_from(host, port, NULL);
+}
+
+eddy_test_http_conn_t *eddy_test_http_connect_from(const char *host, int port, const char *source)
+{
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     socklen_t sl;
@@ -55,6 +60,12 @@ eddy_test_http_conn_t *eddy_test_http_connect(const char *host, int port)
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    if (source && (ss.ss_family != AF_INET || inet_pton(AF_INET, source, &src.sin_addr) != 1 ||
+                   bind(fd, (struct sockaddr *)&src, sizeof(src)))) {
+        close(fd);
+        return NULL;
+    }
     if (connect(fd, (struct sockaddr *)&ss, sl)) {
         close(fd);
         return NULL;

@@ -33,6 +33,9 @@ typedef struct eddy_test_http_resp_s {
 /** Connects to host:port (numeric IPv4 or IPv6 address). NULL on failure. */
 eddy_test_http_conn_t *eddy_test_http_connect(const char *host, int port);
 
+/** The same from the numeric IPv4 address `source` (e.g. "127.0.0.2"; NULL: any). */
+eddy_test_http_conn_t *eddy_test_http_connect_from(const char *host, int port, const char *source);
+
 /** Closes the connection and frees it. NULL is a no-op. */
 void eddy_test_http_close(eddy_test_http_conn_t *conn);
 

@@ -529,7 +529,7 @@ static void test_handshake(void **state)
     }
     assert_string_equal(eddy_test_http_header(&r, "Upgrade"), "websocket");
 
-    /* Origin: the request's own host, the allow list, anything else 403. */
+    /* Origin: the listener's own, the allow list, anything else 403. */
     char own[128];
     static const struct {
         const char *origin;
@@ -541,6 +541,7 @@ static void test_handshake(void **state)
         {"null", 403},
         {NULL, 101}, /* own host, filled below */
         {"http://127.0.0.1:1", 403},
+        {"http://[::1]", 403}, /* another address than the listener's */
     };
     for (size_t i = 0; i < sizeof(origins) / sizeof(origins[0]); i++) {
         if (origins[i].origin)
@@ -553,14 +554,103 @@ static void test_handshake(void **state)
             assert_non_null(strstr(r.body, "\"status\":403"));
         eddy_test_http_close(conn);
     }
+
+    /* DNS rebinding: a page on evil.example, its name now resolving to 127.0.0.1,
+     * sends Host and Origin of that name. They agree with each other, not with the
+     * listener: 403. The same page through "localhost" is the listener's own. */
+    static const struct {
+        const char *host;
+        int status;
+    } rebinding[] = {{"evil.example", 403}, {"localhost", 101}};
+    for (size_t i = 0; i < sizeof(rebinding) / sizeof(rebinding[0]); i++) {
+        char req[512];
+        snprintf(req, sizeof(req),
+                 "GET /ws HTTP/1.1\r\nHost: %s:%d\r\nOrigin: http://%s:%d\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+                 rebinding[i].host, s.port, rebinding[i].host, s.port);
+        conn = eddy_test_http_connect(HOST, s.port);
+        assert_int_equal(eddy_test_http_send(conn, req, strlen(req)), 0);
+        assert_int_equal(eddy_test_http_read_response(conn, false, &r), 0);
+        assert_int_equal(r.status, rebinding[i].status);
+        if (r.status == 403)
+            assert_non_null(strstr(r.body, "\"status\":403"));
+        eddy_test_http_close(conn);
+    }
     eddy_test_http_resp_free(&r);
-    /* The ws thread counts a client after its 101 went out: wait for both. */
-    wait_stat(&s, offsetof(eddy_ws_stats_t, clients_total), 2);
+    /* The ws thread counts a client after its 101 went out: wait for all three. */
+    wait_stat(&s, offsetof(eddy_ws_stats_t, clients_total), 3);
     wait_stat(&s, offsetof(eddy_ws_stats_t, clients_open), 0);
     eddy_ws_stats_t st;
     eddy_ws_stats(s.ws, &st);
-    assert_int_equal(st.clients_total, 2);
+    assert_int_equal(st.clients_total, 3);
     server_stop(&s);
+}
+
+/* The Origin rule itself, for listeners on every kind of address. */
+static void test_origin_rule(void **state)
+{
+    static const struct {
+        const char *origin, *allowed, *local;
+        int port;
+        bool ok;
+    } cases[] = {
+        {NULL, NULL, "127.0.0.1", 8083, true}, /* not a browser */
+        {"http://127.0.0.1:8083", NULL, "127.0.0.1", 8083, true},
+        {"HTTP://LOCALHOST:8083", NULL, "127.0.0.1", 8083, true},
+        {"http://localhost:8083", NULL, "::1", 8083, true},
+        {"http://[::1]:8083", NULL, "::1", 8083, true},
+        {"http://[0:0::1]:8083", NULL, "::1", 8083, true},
+        {"http://localhost:8083", NULL, "192.168.1.5", 8083, false}, /* not loopback */
+        {"http://127.0.0.1:8084", NULL, "127.0.0.1", 8083, false},
+        {"http://127.0.0.1", NULL, "127.0.0.1", 80, true},
+        {"http://127.0.0.1:80", NULL, "127.0.0.1", 80, true},
+        {"https://127.0.0.1:8083", NULL, "127.0.0.1", 8083, false}, /* eddy speaks http */
+        {"http://evil.example:8083", NULL, "127.0.0.1", 8083, false},
+        {"http://127.0.0.1.evil.example:8083", NULL, "127.0.0.1", 8083, false},
+        {"http://127.0.0.1:8083/", NULL, "127.0.0.1", 8083, false}, /* not an origin */
+        {"http://127.0.0.1:8083@evil.example", NULL, "127.0.0.1", 8083, false},
+        {"http://[127.0.0.1]:8083", NULL, "127.0.0.1", 8083, false},
+        {"null", NULL, "127.0.0.1", 8083, false},
+        {"", NULL, "127.0.0.1", 8083, false},
+        /* A wildcard listener: the address the client reached, as an IP literal. */
+        {"http://192.168.1.5:8083", NULL, "192.168.1.5", 8083, true},
+        {"http://10.0.0.7:8083", NULL, "192.168.1.5", 8083, false},
+        {"http://[::ffff:192.168.1.5]:8083", NULL, "192.168.1.5", 8083, true},
+        {"http://myhost.corp:8083", NULL, "192.168.1.5", 8083, false},
+        {"http://myhost.corp:8083", "http://myhost.corp:8083", "192.168.1.5", 8083, true},
+        /* The allow list: scheme, host and port, defaults filled in. */
+        {"https://dash.example.com", " https://dash.example.com:443 ,x://y", "127.0.0.1", 8083,
+         true},
+        {"https://Dash.Example.com:443", "https://dash.example.com", "127.0.0.1", 8083, true},
+        {"http://dash.example.com", "https://dash.example.com", "127.0.0.1", 8083, false},
+        {"https://dash.example.com:8443", "https://dash.example.com", "127.0.0.1", 8083, false},
+        {"null", "*", "127.0.0.1", 8083, true},
+        {"http://evil.example", "https://a.example, *", "127.0.0.1", 8083, true},
+        {"http://127.0.0.1:8083", "https://a.example", "", 0, false}, /* local unknown */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (eddy_ws_origin_allowed(cases[i].origin, cases[i].allowed, cases[i].local,
+                                   cases[i].port) != cases[i].ok)
+            fail_msg("origin '%s' (allowed '%s', local %s:%d): expected %s", cases[i].origin,
+                     cases[i].allowed ? cases[i].allowed : "", cases[i].local, cases[i].port,
+                     cases[i].ok ? "allowed" : "refused");
+
+    char err[320];
+    assert_true(eddy_ws_origins_valid("", err, sizeof(err)));
+    assert_true(eddy_ws_origins_valid("*", err, sizeof(err)));
+    assert_true(eddy_ws_origins_valid("https://a.example, http://[::1]:8080", err, sizeof(err)));
+    assert_false(eddy_ws_origins_valid("https://a.example, dash.example.com", err, sizeof(err)));
+    assert_non_null(strstr(err, "'dash.example.com' is not an origin"));
+    assert_false(eddy_ws_origins_valid("https://a.example/path", err, sizeof(err)));
+    assert_null(
+        eddy_ws_new(&(eddy_ws_config_t){.allowed_origins = "localhost:8083"}, err, sizeof(err)));
+    assert_non_null(strstr(err, "http.ws.allowed.origins: 'localhost:8083' is not an origin"));
+
+    assert_true(eddy_ws_has_token("keep-alive, Upgrade", "upgrade"));
+    assert_true(eddy_ws_has_token(" websocket\t", "WebSocket"));
+    assert_false(eddy_ws_has_token("upgrades", "upgrade"));
+    assert_false(eddy_ws_has_token("", "upgrade"));
 }
 
 /* --- bad frames ------------------------------------------------------------------------- */
@@ -801,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_parser_messages),
         cmocka_unit_test(test_parser_errors),
         cmocka_unit_test(test_handshake),
+        cmocka_unit_test(test_origin_rule),
         cmocka_unit_test(test_bad_frames),
         cmocka_unit_test(test_ping_close),
         cmocka_unit_test(test_subscriptions),
