@@ -174,6 +174,8 @@ static void sparse_open(eddy_sketch_t *s, int32_t at, int32_t n)
 
 static void sparse_close(eddy_sketch_t *s, int32_t from, int32_t to)
 {
+    if (from == to)
+        return; /* also while there is no array */
     size_t tail = (size_t)(s->n_sparse - to);
     memmove(s->skeys + from, s->skeys + to, tail * sizeof(*s->skeys));
     memmove(s->scounts + from, s->scounts + to, tail * sizeof(*s->scounts));
