@@ -111,7 +111,7 @@ size_t eddy_sketch_memory(const eddy_sketch_t *sketch);
  * keys are empty. Keys order the buckets by value: negative buckets -36525..-1,
  * the zero bucket 0, positive buckets 1..36525 (bucket index + 1037). Equal
  * sketches give equal bytes. Empty: 3 bytes; 100k latencies (mean 80 ms, sd 20):
- * ~280 bytes (one outlier more: +10); 100k values spread over six decades:
+ * ~280 bytes (one outlier more: +5); 100k values spread over six decades:
  * ~1.4 KB; 2048 contiguous buckets: ~4 KB; at most ~29 KB (2048 scattered
  * buckets, counts above 2^63).
  *
