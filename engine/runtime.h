@@ -60,6 +60,9 @@ typedef struct eddy_partition_stats_s {
                                            last commit, from the consumer's fetches (-1 unknown) */
     atomic_llong cache_hits;            /* record cache lookups that hit, as of the last commit */
     atomic_llong cache_misses;          /* ... that missed (RocksDB read or new window) */
+    atomic_llong sketch_collapses[EDDY_TOPOLOGY_MAX_STORES]; /* per store: percentile sketches
+                                           of a (window, key) that lost accuracy, as of the
+                                           last commit (topology/sketch.h) */
 } eddy_partition_stats_t;
 
 typedef struct eddy_metrics_s {

@@ -77,6 +77,9 @@ typedef struct task_store_s {
     int64_t snapshot_bytes;          /* size of the last snapshot */
     uint32_t commit_records;         /* data records of the commit in progress */
     bool snapshot;                   /* the commit in progress is a snapshot */
+    int64_t collapses;               /* sketches that lost accuracy (eddy_agg_update) */
+    int64_t flush_collapses;         /* ... as of the flush in progress */
+    int64_t committed_collapses;     /* ... as of the last commit */
 } task_store_t;
 
 struct eddy_task_s {
@@ -209,6 +212,9 @@ static void publish(eddy_task_t *task)
     }
     atomic_store_explicit(&st->cache_hits, (long long)hits, memory_order_relaxed);
     atomic_store_explicit(&st->cache_misses, (long long)misses, memory_order_relaxed);
+    for (size_t i = 0; i < task->n_stores; i++)
+        atomic_store_explicit(&st->sketch_collapses[i], task->stores[i].committed_collapses,
+                              memory_order_relaxed);
 }
 
 eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_index, char *errstr,
@@ -251,6 +257,7 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
         ts->marker_tag = (delivery_tag_t){task, &ts->marker_offset, "a commit marker", (int)i};
         ts->data_tag = (delivery_tag_t){task, NULL, "a changelog record", (int)i};
         ts->changelog_bytes = INT64_MAX / 2; /* the first commit is a snapshot */
+        ts->collapses = ts->committed_collapses = atomic_load(&task->stats->sketch_collapses[i]);
         if (!ts->cache || ts->index < 0) {
             eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "cannot set up store %s", ts->def->name);
             eddy_task_destroy(task);
@@ -496,7 +503,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
                                ts->def->name);
                 continue;
             }
-            eddy_agg_update(ts->layout, e->state, task->values);
+            ts->collapses += eddy_agg_update(ts->layout, e->state, task->values);
             e->dirty = true;
         }
     }
@@ -714,6 +721,8 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
     task->flush_offset = task->next_offset;
     task->flush_stream_time = task->stream_time;
     task->commit_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t i = 0; i < task->n_stores; i++)
+        task->stores[i].flush_collapses = task->stores[i].collapses;
     const int64_t snapshot_every = task->rt->cfg->changelog_snapshot_bytes;
     bool moved = false;
     for (size_t i = 0; i < task->n_stores; i++) {
@@ -894,6 +903,8 @@ void eddy_task_committed(eddy_task_t *task)
     task->committed_offset = task->flush_offset;
     task->committed_stream_time = task->flush_stream_time;
     task->committed_counts = task->flush_counts;
+    for (size_t i = 0; i < task->n_stores; i++)
+        task->stores[i].committed_collapses = task->stores[i].flush_collapses;
     /* Counters reach other threads once per commit: no atomic operation per record. */
     publish(task);
 }
@@ -915,6 +926,8 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
         ts->changelog_bytes = INT64_MAX / 2;
     }
     task->counts = task->committed_counts;
+    for (size_t i = 0; i < task->n_stores; i++)
+        task->stores[i].collapses = task->stores[i].committed_collapses;
     dl_clear(task); /* the input is read again, and so are they */
     /* A new incarnation: whatever the failed commit left in the changelogs is
      * either confirmed by its marker (and replayed by the restore that follows)

@@ -562,6 +562,34 @@ static void write_engine(eddy_prom_t *prom, eddy_runtime_t *rt)
                      (double)last / 1000.0);
 }
 
+/* Per store with percentiles and owned partition: sketches that lost accuracy. */
+static void write_sketch_collapses(eddy_prom_t *prom, eddy_runtime_t *rt)
+{
+    eddy_prom_family(prom, "eddy_sketch_collapses_total", EDDY_PROM_COUNTER,
+                     "Percentile sketches of a (window, key) whose values fell in more than 2048 "
+                     "distinct buckets, so that the lowest were folded together and the "
+                     "percentiles among them lost their 1% bound (answers list those in "
+                     "\"degraded\"); counted once per sketch by the task, as of its last commit.");
+    for (size_t i = 0; i < eddy_topology_store_count(rt->topo) && i < EDDY_TOPOLOGY_MAX_STORES;
+         i++) {
+        const eddy_store_def_t *def = eddy_topology_store(rt->topo, i);
+        bool sketched = false;
+        for (size_t a = 0; a < def->n_aggregates; a++)
+            sketched = sketched || def->aggregates[a].op == EDDY_AGG_PERCENTILE;
+        for (int p = 0; sketched && p < rt->source_partitions && p < EDDY_MAX_PARTITIONS; p++) {
+            eddy_partition_stats_t *ps = &rt->metrics.parts[p];
+            if (!LOAD(ps->owner))
+                continue;
+            char label[16];
+            snprintf(label, sizeof(label), "%d", p);
+            eddy_prom_sample(prom,
+                             (const char *[]){"store", def->name, "topic", rt->source_topic,
+                                              "partition", label, NULL},
+                             (double)LOAD(ps->sketch_collapses[i]));
+        }
+    }
+}
+
 static void write_stores(eddy_prom_t *prom, eddy_runtime_t *rt)
 {
     size_t n = eddy_topology_store_count(rt->topo);
@@ -582,6 +610,7 @@ static void write_stores(eddy_prom_t *prom, eddy_runtime_t *rt)
         eddy_prom_sample(prom,
                          (const char *[]){"store", eddy_topology_store(rt->topo, i)->name, NULL},
                          (double)sst[i]);
+    write_sketch_collapses(prom, rt);
 }
 
 static void write_http(eddy_prom_t *prom, const eddy_http_t *http)

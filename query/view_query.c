@@ -51,6 +51,13 @@ static void drop_unselected(const eddy_view_def_t *view, json_t *obj)
     for (size_t a = 0; a < view->store->n_aggregates; a++)
         if (!view->agg_selected[a])
             json_object_del(obj, view->store->aggregates[a].name);
+    /* "degraded" names only the percentiles the view shows. */
+    json_t *degraded = json_object_get(obj, EDDY_AGG_DEGRADED);
+    for (size_t i = json_array_size(degraded); i-- > 0;)
+        if (!json_object_get(obj, json_string_value(json_array_get(degraded, i))))
+            json_array_remove(degraded, i);
+    if (degraded && json_array_size(degraded) == 0)
+        json_object_del(obj, EDDY_AGG_DEGRADED);
 }
 
 /* The view's `having` over a row (key and every aggregate of the store). */

@@ -2,10 +2,15 @@
  * aggregate.c — aggregate layouts and states (see aggregate.h).
  *
  * State = a fixed array of scalar slots (int64 counters and doubles) plus arrays
- * of sketch and HLL pointers, sized by the layout. Serialized form, version 1
- * (topology/codec.h): u8 version, then each scalar slot (int64 as zigzag varint,
- * double as 8 bytes little-endian), then per sketch and per HLL a varint length
- * and its bytes.
+ * of sketch and HLL pointers, sized by the layout. A sum is a double s scaled by
+ * 2^e (e a multiple of SUM_SHIFT, 0 until a sum would overflow), so that sums
+ * and means of values near the double range stay finite: the mean of two 1e308
+ * is 1e308, not a null.
+ *
+ * Serialized form, version 2 (topology/codec.h): u8 version, then each scalar
+ * slot (int64 as zigzag varint, double as 8 bytes little-endian; a sum's double
+ * followed by e / SUM_SHIFT as a varint), then per sketch and per HLL a varint
+ * length and its bytes. Version 1, still read, has no e (it is 0).
  */
 #include "topology/aggregate.h"
 #include "engine/util.h"
@@ -17,8 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
 #define MAX_SLOTS      64
+#define SUM_SHIFT      512 /* a sum's scale steps: 2^512 */
+#define SUM_SHIFTS_MAX 4   /* the most steps a serialized sum may claim */
 
 typedef enum slot_kind_e {
     SLOT_COUNT,   /* int64: records */
@@ -62,6 +69,7 @@ struct eddy_agg_s {
         int64_t i;
         double d;
     } v[MAX_SLOTS];                     /* scalar slots */
+    int32_t e[MAX_SLOTS];               /* SUM slots: the value is v[i].d * 2^e[i] */
     eddy_sketch_t *sketches[MAX_SLOTS]; /* n_sketches used */
     eddy_hll_t *hlls[MAX_SLOTS];        /* n_hlls used */
     int n_sketches, n_hlls;             /* copies of the layout's counts */
@@ -164,11 +172,49 @@ static void reset_scalars(const eddy_agg_layout_t *l, eddy_agg_t *a)
             break;
         case SLOT_SUM:
             a->v[i].d = 0;
+            a->e[i] = 0;
             break;
         default:
             a->v[i].i = 0;
         }
     }
+}
+
+/* (*s, *e) += (x, ex) for scaled sums: in the scale of the larger, one step
+ * coarser while the sum overflows, finer again while it fits (so that small
+ * values added after large ones cancelled are not lost). Infinities and NaN
+ * (from a state of version 1) are carried along. */
+static void sum_add_scaled(double *s, int32_t *e, double x, int32_t ex)
+{
+    if (!isfinite(*s) || !isfinite(x)) {
+        *s += x;
+        return;
+    }
+    int32_t m = *e > ex ? *e : ex;
+    double t = ldexp(*s, *e - m) + ldexp(x, ex - m);
+    while (!isfinite(t)) {
+        m += SUM_SHIFT;
+        t = ldexp(*s, *e - m) + ldexp(x, ex - m);
+    }
+    while (m > 0 && fabs(t) < 0x1p500) {
+        t = ldexp(t, SUM_SHIFT);
+        m -= SUM_SHIFT;
+    }
+    *s = t;
+    *e = m;
+}
+
+/* Adds x to SUM slot i; the plain double addition unless it overflows. */
+static inline void sum_add(eddy_agg_t *a, int i, double x)
+{
+    if (a->e[i] == 0) {
+        double t = a->v[i].d + x;
+        if (isfinite(t) || !isfinite(a->v[i].d)) {
+            a->v[i].d = t;
+            return;
+        }
+    }
+    sum_add_scaled(&a->v[i].d, &a->e[i], x, 0);
 }
 
 eddy_agg_t *eddy_agg_new(const eddy_agg_layout_t *layout)
@@ -202,7 +248,7 @@ void eddy_agg_destroy(eddy_agg_t *agg)
     free(agg);
 }
 
-void eddy_agg_update(const eddy_agg_layout_t *l, eddy_agg_t *a, const eddy_value_t *values)
+int eddy_agg_update(const eddy_agg_layout_t *l, eddy_agg_t *a, const eddy_value_t *values)
 {
     for (int i = 0; i < l->n_slots; i++) {
         const slot_t *s = &l->slots[i];
@@ -220,7 +266,7 @@ void eddy_agg_update(const eddy_agg_layout_t *l, eddy_agg_t *a, const eddy_value
             break;
         case SLOT_SUM:
             if (num)
-                a->v[i].d += v->num;
+                sum_add(a, i, v->num);
             break;
         case SLOT_MIN:
             if (num && v->num < a->v[i].d)
@@ -232,10 +278,14 @@ void eddy_agg_update(const eddy_agg_layout_t *l, eddy_agg_t *a, const eddy_value
             break;
         }
     }
+    int collapsed = 0;
     for (int i = 0; i < l->n_sketches; i++) {
         const eddy_value_t *v = &values[l->sketch_fields[i]];
-        if (v->type == EDDY_VALUE_NUMBER)
+        if (v->type == EDDY_VALUE_NUMBER) {
+            bool was = eddy_sketch_collapsed(a->sketches[i]);
             eddy_sketch_add(a->sketches[i], v->num);
+            collapsed += !was && eddy_sketch_collapsed(a->sketches[i]);
+        }
     }
     for (int i = 0; i < l->n_hlls; i++) {
         const eddy_value_t *v = &values[l->hll_fields[i]];
@@ -244,6 +294,7 @@ void eddy_agg_update(const eddy_agg_layout_t *l, eddy_agg_t *a, const eddy_value
         else if (v->type == EDDY_VALUE_NUMBER)
             eddy_hll_add(a->hlls[i], &v->num, sizeof(v->num));
     }
+    return collapsed;
 }
 
 eddy_err_t eddy_agg_merge(const eddy_agg_layout_t *l, eddy_agg_t *dst, const eddy_agg_t *src)
@@ -256,7 +307,7 @@ eddy_err_t eddy_agg_merge(const eddy_agg_layout_t *l, eddy_agg_t *dst, const edd
             dst->v[i].i += src->v[i].i;
             break;
         case SLOT_SUM:
-            dst->v[i].d += src->v[i].d;
+            sum_add_scaled(&dst->v[i].d, &dst->e[i], src->v[i].d, src->e[i]);
             break;
         case SLOT_MIN:
             dst->v[i].d = fmin(dst->v[i].d, src->v[i].d);
@@ -292,6 +343,8 @@ static void encode(const eddy_agg_layout_t *l, const eddy_agg_t *a, eddy_writer_
             eddy_put_varint(w, eddy_zigzag64(a->v[i].i));
         else
             eddy_put_f64(w, a->v[i].d);
+        if (l->slots[i].kind == SLOT_SUM)
+            eddy_put_varint(w, (uint64_t)(a->e[i] / SUM_SHIFT));
     }
     for (int i = 0; i < l->n_sketches + l->n_hlls; i++) {
         bool sk = i < l->n_sketches;
@@ -326,13 +379,20 @@ eddy_err_t eddy_agg_deserialize(const eddy_agg_layout_t *l, eddy_agg_t *a, const
                                 size_t len)
 {
     eddy_reader_t r = {buf, buf + len, false};
-    if (eddy_get_byte(&r) != FORMAT_VERSION)
+    uint8_t version = eddy_get_byte(&r);
+    if (version != FORMAT_VERSION && version != 1)
         return EDDY_ERR_INVALID;
     for (int i = 0; i < l->n_slots && !r.bad; i++) {
         if (is_int_slot(l->slots[i].kind))
             a->v[i].i = eddy_unzigzag64(eddy_get_varint(&r));
         else
             a->v[i].d = eddy_get_f64(&r);
+        if (l->slots[i].kind == SLOT_SUM) {
+            uint64_t shifts = version == 1 ? 0 : eddy_get_varint(&r);
+            if (shifts > SUM_SHIFTS_MAX)
+                return EDDY_ERR_INVALID;
+            a->e[i] = (int32_t)shifts * SUM_SHIFT;
+        }
     }
     for (int i = 0; i < l->n_sketches + l->n_hlls && !r.bad; i++) {
         uint64_t n = eddy_get_varint(&r);
@@ -355,35 +415,59 @@ int64_t eddy_agg_count(const eddy_agg_t *agg)
 
 /* --- reading --------------------------------------------------------------------- */
 
+/* Output i as s * 2^e (counts and sums, what a ratio divides); false for others. */
+static bool output_scaled(const eddy_agg_layout_t *l, const eddy_agg_t *a, int i, double *s,
+                          int32_t *e)
+{
+    const output_t *o = &l->outputs[i];
+    *e = 0;
+    switch (o->def->op) {
+    case EDDY_AGG_COUNT:
+    case EDDY_AGG_COUNT_IF:
+        *s = (double)a->v[o->slot].i;
+        return true;
+    case EDDY_AGG_SUM:
+        *s = a->v[o->slot].d;
+        *e = a->e[o->slot];
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The value of output i as a double; NAN when undefined. */
 static double output_value(const eddy_agg_layout_t *l, const eddy_agg_t *a, int i)
 {
     const output_t *o = &l->outputs[i];
+    double s, s2;
+    int32_t e, e2;
     switch (o->def->op) {
     case EDDY_AGG_COUNT:
     case EDDY_AGG_COUNT_IF:
-        return (double)a->v[o->slot].i;
     case EDDY_AGG_SUM:
-        return a->v[o->slot].d;
+        output_scaled(l, a, i, &s, &e);
+        return ldexp(s, e); /* a sum beyond the double range is an infinity: null */
     case EDDY_AGG_MIN:
     case EDDY_AGG_MAX:
         return isinf(a->v[o->slot].d) ? NAN : a->v[o->slot].d;
     case EDDY_AGG_MEAN:
-        return a->v[o->slot2].i ? a->v[o->slot].d / (double)a->v[o->slot2].i : NAN;
+        return a->v[o->slot2].i ? ldexp(a->v[o->slot].d / (double)a->v[o->slot2].i, a->e[o->slot])
+                                : NAN;
     case EDDY_AGG_PERCENTILE:
         return eddy_sketch_quantile(a->sketches[o->sketch], o->def->q);
     case EDDY_AGG_DISTINCT:
         return (double)eddy_hll_estimate(a->hlls[o->hll]);
-    case EDDY_AGG_RATIO: {
-        double den = output_value(l, a, o->den);
-        return den != 0 ? output_value(l, a, o->num) / den : NAN;
-    }
+    case EDDY_AGG_RATIO:
+        if (!output_scaled(l, a, o->num, &s, &e) || !output_scaled(l, a, o->den, &s2, &e2))
+            return NAN; /* the loader allows counts and sums only */
+        return s2 != 0 ? ldexp(s / s2, e - e2) : NAN;
     }
     return NAN;
 }
 
 void eddy_agg_to_json(const eddy_agg_layout_t *l, const eddy_agg_t *a, json_t *obj)
 {
+    json_t *degraded = NULL;
     for (int i = 0; i < l->n_outputs; i++) {
         const output_t *o = &l->outputs[i];
         json_t *v;
@@ -396,5 +480,13 @@ void eddy_agg_to_json(const eddy_agg_layout_t *l, const eddy_agg_t *a, json_t *o
             v = isfinite(d) ? json_real(d) : json_null();
         }
         json_object_set_new(obj, o->def->name, v);
+        if (o->def->op == EDDY_AGG_PERCENTILE &&
+            eddy_sketch_quantile_degraded(a->sketches[o->sketch], o->def->q)) {
+            if (!degraded)
+                degraded = json_array();
+            json_array_append_new(degraded, json_string(o->def->name));
+        }
     }
+    if (degraded)
+        json_object_set_new(obj, EDDY_AGG_DEGRADED, degraded);
 }

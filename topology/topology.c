@@ -406,6 +406,12 @@ static eddy_agg_def_t *check_agg(eddy_store_def_t *store, const char *name, cons
                   "\"%s\" is reserved: every window result already has key, start and end", name);
         return NULL;
     }
+    if (!strcmp(name, "degraded")) {
+        eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                  "\"degraded\" is reserved: a window result lists there the percentiles that "
+                  "lost accuracy");
+        return NULL;
+    }
     int dup = eddy_store_def_aggregate_index(store, name);
     if (dup >= 0) {
         eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,

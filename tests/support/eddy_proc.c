@@ -35,7 +35,10 @@ pid_t eddy_test_run_start(const eddy_test_run_t *run)
     if (!bin)
         fail_msg("EDDY_BIN is not set (run through ctest)");
     char topo[512], listen[64], threads[16], guarantee[64];
-    snprintf(topo, sizeof(topo), "%s/topology/examples/%s", EDDY_SOURCE_DIR, run->topology);
+    if (run->topology[0] == '/')
+        snprintf(topo, sizeof(topo), "%s", run->topology);
+    else
+        snprintf(topo, sizeof(topo), "%s/topology/examples/%s", EDDY_SOURCE_DIR, run->topology);
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", run->port);
     snprintf(threads, sizeof(threads), "%d", run->threads ? run->threads : 2);
     snprintf(guarantee, sizeof(guarantee), "%s", run->guarantee ? run->guarantee : "");

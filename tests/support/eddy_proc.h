@@ -12,7 +12,8 @@
 
 typedef struct eddy_test_run_s {
     const char *bootstrap; /* bootstrap.servers */
-    const char *topology;  /* file name under topology/examples/ */
+    const char *topology;  /* file name under topology/examples/, or an
+                              absolute path */
     const char *app;       /* application.id */
     const char *state_dir; /* state.dir */
     int port;              /* HTTP port on 127.0.0.1 */

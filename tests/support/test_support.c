@@ -68,7 +68,10 @@ int eddy_test_create_changelogs(struct eddy_broker_s *broker, const char *topolo
                                 int partitions)
 {
     char path[512], errstr[512];
-    snprintf(path, sizeof(path), "%s/topology/examples/%s", EDDY_SOURCE_DIR, topology);
+    if (topology[0] == '/')
+        snprintf(path, sizeof(path), "%s", topology);
+    else
+        snprintf(path, sizeof(path), "%s/topology/examples/%s", EDDY_SOURCE_DIR, topology);
     eddy_topology_t *topo = eddy_topology_load_file(path, errstr, sizeof(errstr));
     if (!topo) {
         fprintf(stderr, "%s\n", errstr);

@@ -30,9 +30,10 @@ int eddy_test_generate(const char *bootstrap, const char *topic, int kind, uint6
                        int64_t count, int64_t start_ts, double span_s);
 
 /** Creates the changelog topics <app>-<store>-changelog of every store of the
- *  example topology `topology` (a file name under topology/examples/) and the
- *  dead-letter topic <app>-dlq on the embedded broker, `partitions` each, and
- *  for a topology with sinks <app>-sinks-changelog (1 partition).
+ *  example topology `topology` (a file name under topology/examples/, or an
+ *  absolute path) and the dead-letter topic <app>-dlq on the embedded broker,
+ *  `partitions` each, and for a topology with sinks <app>-sinks-changelog (1
+ *  partition).
  *  Returns 0, or -1 after printing why. */
 struct eddy_broker_s;
 int eddy_test_create_changelogs(struct eddy_broker_s *broker, const char *topology, const char *app,

@@ -1,11 +1,15 @@
 /*
  * test_sketch.c — the quantile sketch's contract, checked against exact sorted
  * data: every quantile lies within 1% of the value of rank floor(q*(n-1)) for
- * latencies, lognormal, six decades, constants, negatives and zeros; merging any
- * split of the data gives the very sketch of all of it (same bytes); the
- * serialized form round-trips, and every truncation, bit flip or random garbage
- * is rejected or decodes to a canonical sketch, never crashes; collapsing keeps
- * the upper quantiles exact to 1%; adding within the range does not allocate.
+ * latencies, lognormal, six decades, constants, negatives and zeros, and stays
+ * there whatever outliers (any finite double, either sign, tiny or huge) are
+ * added; merging any split of the data gives the very sketch of all of it (same
+ * bytes), collapsed or not, in any order; past the bucket bound the top 2047
+ * buckets stay exact, exactly the quantiles below them say they are degraded,
+ * and memory stays under its bound whatever is sent; the serialized form
+ * round-trips, version 1 (committed files) is still read, and every truncation,
+ * bit flip or random garbage is rejected or decodes to a canonical sketch, never
+ * crashes; adding to a warmed-up sketch does not allocate.
  */
 #include "test_support.h"
 
@@ -293,11 +297,16 @@ static void test_extremes(void **state)
                   123456.0, 1e-8,     2e-9,    -3e-9,    1e15,   -1e15,  1e10, -1e10};
     size_t n = sizeof(v) / sizeof(v[0]);
     eddy_sketch_t *sketch = sketch_of(v, n);
-    assert_true(eddy_sketch_collapsed(sketch)); /* DBL_MAX and 1e-9 are far more than 2048 apart */
+    /* 24 values in 17 buckets, however far apart: all exact. */
+    assert_false(eddy_sketch_collapsed(sketch));
     for (int i = 0; i <= 100; i++)
         assert_true(isfinite(eddy_sketch_quantile(sketch, i / 100.0)));
     assert_true(eddy_sketch_quantile(sketch, 0) == -DBL_MAX);
     assert_true(eddy_sketch_quantile(sketch, 1) == DBL_MAX);
+    double *sorted = malloc(sizeof(v));
+    memcpy(sorted, v, sizeof(v));
+    check_quantiles(sketch, sorted, n, "extremes");
+    free(sorted);
     size_t len;
     uint8_t *buf = bytes_of(sketch, &len);
     eddy_sketch_t *back = eddy_sketch_new();
@@ -454,10 +463,19 @@ static void check_decode(const uint8_t *buf, size_t len, int *accepted)
     } else {
         (*accepted)++;
         size_t n = eddy_sketch_serialized_size(sketch);
-        assert_int_equal(n, len);
         uint8_t *again = malloc(n);
         assert_int_equal(eddy_sketch_serialize(sketch, again, n), n);
-        assert_memory_equal(again, buf, n);
+        if (buf[0] == 1) {
+            /* Version 1 is read, never written: its re-encoding is canonical. */
+            assert_int_equal(again[0], 2);
+            eddy_sketch_t *v2 = eddy_sketch_new();
+            assert_int_equal(eddy_sketch_deserialize(v2, again, n), EDDY_OK);
+            assert_same_bytes(sketch, v2);
+            eddy_sketch_destroy(v2);
+        } else {
+            assert_int_equal(n, len);
+            assert_memory_equal(again, buf, n);
+        }
         free(again);
         for (int i = 0; i <= 10; i++) {
             double q = eddy_sketch_quantile(sketch, i / 10.0);
@@ -502,12 +520,32 @@ static void test_malformed_input(void **state)
     check_decode(mut, len + 1, &accepted);
     assert_int_equal(accepted, 0);
 
-    /* Hand-made cases: bad version, unknown flag, empty with trailing byte, a
-     * collapsed flag on a short store, a non-minimal varint. */
-    const uint8_t bad[][6] = {
-        {2, 0, 0}, {1, 4, 0}, {1, 1, 0}, {1, 0, 0, 0}, {1, 0, 0x80, 0}, {0xff, 0xff, 0xff},
+    /* Hand-made cases: unknown versions, unknown flags, empty with trailing byte,
+     * a collapsed flag on an empty sketch or a short version 1 store, non-minimal
+     * varints, a gap first or after a gap, a key out of range. */
+    const uint8_t bad[][40] = {
+        {3, 0, 0},
+        {0, 0, 0},
+        {1, 4, 0},
+        {2, 2, 0},
+        {1, 1, 0},
+        {2, 1, 0},
+        {1, 0, 0, 0},
+        {2, 0, 0, 0},
+        {1, 0, 0x80, 0},
+        {2, 0, 0x80, 0},
+        {0xff, 0xff, 0xff},
+        /* count 1 of 1.0 (key 1037 = zigzag 2074), then a gap first */
+        {2,    0,    1, 0, 0, 0, 0, 0, 0,    0xf0, 0x3f, 0,    0,    0, 0, 0, 0,
+         0xf0, 0x3f, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 1,    0x9a, 0x10, 0, 0, 1},
+        /* two buckets: 1 at key 1037, a gap, a second gap */
+        {2,    0, 2, 0, 0, 0, 0, 0,    0,    0, 0x40, 0,    0, 0, 0, 0, 0, 0xf0,
+         0x3f, 0, 0, 0, 0, 0, 0, 0x00, 0x40, 2, 0x9a, 0x10, 1, 0, 0, 0, 0, 1},
+        /* key 40000 (zigzag 80000) */
+        {2, 0,    1,    0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0, 0,    0,    0,    0,
+         0, 0xf0, 0x3f, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 1, 0x80, 0xf1, 0x04, 1},
     };
-    const size_t bad_len[] = {3, 3, 3, 4, 4, 3};
+    const size_t bad_len[] = {3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 3, 33, 36, 32};
     for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++) {
         accepted = 0;
         check_decode(bad[i], bad_len[i], &accepted);
@@ -521,7 +559,7 @@ static void test_malformed_input(void **state)
         for (size_t i = 0; i < n; i++)
             junk[i] = (uint8_t)next_u64(&r);
         if (t % 2 && n >= 3) {
-            junk[0] = 1;
+            junk[0] = (uint8_t)(1 + t % 4 / 2);
             junk[1] = (uint8_t)(next_u64(&r) % 4);
             junk[2] = (uint8_t)(next_u64(&r) % 8);
         }
@@ -555,8 +593,12 @@ static void test_collapse(void **state)
     for (int i = 0; i <= 1000; i++) {
         double q = i / 1000.0;
         double want = ref_quantile(v, N, q), got = eddy_sketch_quantile(sketch, q);
+        /* Every estimate not flagged keeps the bound. */
+        if (!eddy_sketch_quantile_degraded(sketch, q))
+            check_one(got, want, q, "collapsed, not flagged");
         if (want >= kept) {
             check_one(got, want, q, "collapsed");
+            assert_false(eddy_sketch_quantile_degraded(sketch, q));
             exact++;
         } else {
             /* In or folded into the lowest bucket kept: never below want by more
@@ -613,6 +655,8 @@ static void test_collapse(void **state)
     for (int i = 0; i <= 1000; i++) {
         double q = i / 1000.0;
         double want = ref_quantile(v, N, q), got = eddy_sketch_quantile(neg, q);
+        if (!eddy_sketch_quantile_degraded(neg, q))
+            check_one(got, want, q, "collapsed negative, not flagged");
         if (-want <= kept_neg) {
             check_one(got, want, q, "collapsed negative");
             exact++;
@@ -653,6 +697,403 @@ static void test_reset_reuse(void **state)
     eddy_sketch_destroy(sketch);
 }
 
+/* --- outliers, the bucket bound, version 1 ------------------------------------------ */
+
+static void shuffle(double *v, size_t n, rng_t *r)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = next_u64(r) % i;
+        double t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+/* No quantile of the sketch says it is degraded. */
+static void assert_nothing_degraded(const eddy_sketch_t *sketch)
+{
+    for (int i = 0; i <= 1000; i++)
+        assert_false(eddy_sketch_quantile_degraded(sketch, i / 1000.0));
+}
+
+/* Any finite double, alone or with a few others, added to a distribution: every
+ * quantile of the whole stays within 1% and nothing collapses or says degraded;
+ * in any order, and merged from any split, the same bytes. */
+static void test_outliers(void **state)
+{
+    static const double outliers[] = {
+        DBL_MAX, -DBL_MAX, 1e308, -1e308, 1e300, -1e300, 1e-300, -1e-300, 5e-324, -5e-324,
+        DBL_MIN, 1e-9,     -1e-9, 2e-9,   1e-8,  0.0,    -0.0,   1e15,    -1e15,  123456.0,
+    };
+    const size_t n_out = sizeof(outliers) / sizeof(outliers[0]);
+    gen_fn *gens[] = {gen_latency, gen_lognormal, gen_negative, gen_mixed, gen_zeros};
+    const char *names[] = {"latency", "lognormal", "negative", "mixed", "zeros"};
+    enum { N = 5000 };
+    double *v = malloc((N + n_out) * sizeof(double));
+    for (size_t g = 0; g < sizeof(gens) / sizeof(gens[0]); g++) {
+        for (size_t k = 0; k <= n_out; k++) {
+            /* k < n_out: the distribution and outlier k; k == n_out: all of them. */
+            rng_t r = {300 + g};
+            for (size_t i = 0; i < N; i++)
+                v[i] = gens[g](&r);
+            size_t n = N;
+            if (k < n_out)
+                v[n++] = outliers[k];
+            else
+                for (size_t j = 0; j < n_out; j++)
+                    v[n++] = outliers[j];
+            eddy_sketch_t *sketch = sketch_of(v, n);
+            assert_false(eddy_sketch_collapsed(sketch));
+            assert_nothing_degraded(sketch);
+            char what[64];
+            snprintf(what, sizeof(what), "%s + outlier %zu", names[g], k);
+            double *sorted = malloc(n * sizeof(double));
+            memcpy(sorted, v, n * sizeof(double));
+            check_quantiles(sketch, sorted, n, what);
+            free(sorted);
+            if (k == 0 || k == n_out) {
+                /* The outlier first, last or anywhere: the same sketch. */
+                shuffle(v, n, &r);
+                eddy_sketch_t *again = sketch_of(v, n);
+                assert_same_bytes_opt(sketch, again, true);
+                eddy_sketch_t *half = sketch_of(v, n / 2), *rest = sketch_of(v + n / 2, n - n / 2);
+                assert_int_equal(eddy_sketch_merge(rest, half), EDDY_OK);
+                assert_same_bytes_opt(sketch, rest, true);
+                if (g == 0 && k == 0)
+                    print_message("  latency + 1e308: %zu bytes serialized, %zu bytes held\n",
+                                  eddy_sketch_serialized_size(sketch), eddy_sketch_memory(sketch));
+                eddy_sketch_destroy(half);
+                eddy_sketch_destroy(rest);
+                eddy_sketch_destroy(again);
+            }
+            eddy_sketch_destroy(sketch);
+        }
+    }
+    free(v);
+}
+
+/* Values in known, distinct buckets: bucket j (0 <= j < m) holds (j % 3) + 1
+ * copies of base * 1.03^j (1.03 > gamma = 1.0202: one bucket each), so the test
+ * knows what the bound keeps: the top N - 1 buckets exact, the N-th holding
+ * every lower value. */
+typedef struct spread_s {
+    double *v;    /* the values */
+    size_t n;     /* how many */
+    size_t below; /* values in the buckets folded together (0: no collapse) */
+    double kept;  /* value of the lowest bucket kept, where they are folded */
+} spread_t;
+
+static void make_spread(spread_t *sp, int m, double base, double sign)
+{
+    sp->v = malloc((size_t)m * 3 * sizeof(double));
+    sp->n = 0;
+    sp->below = 0;
+    const int fold = m - EDDY_SKETCH_MAX_BUCKETS; /* buckets 0..fold fold into bucket fold */
+    for (int j = 0; j < m; j++) {
+        for (int c = 0; c <= j % 3; c++)
+            sp->v[sp->n++] = sign * base * pow(1.03, j);
+        if (fold > 0 && j <= fold && sign > 0)
+            sp->below += (size_t)(j % 3) + 1;
+    }
+    if (sign < 0 && fold > 0) /* negatives: the most negative ones fold */
+        for (int j = m - 1 - fold; j < m; j++)
+            sp->below += (size_t)(j % 3) + 1;
+    sp->kept = sign * base * pow(1.03, sign > 0 ? fold : m - 1 - fold);
+}
+
+/* The collapsed sketch of a spread against its sorted values: ranks in the
+ * folded bucket are degraded and reported as its value, all others exact. */
+static void check_spread(const eddy_sketch_t *sketch, const spread_t *sp, const char *what)
+{
+    double *sorted = malloc(sp->n * sizeof(double));
+    memcpy(sorted, sp->v, sp->n * sizeof(double));
+    qsort(sorted, sp->n, sizeof(double), cmp_double);
+    assert_int_equal(eddy_sketch_collapsed(sketch), sp->below > 0);
+    int degraded = 0;
+    for (int i = 0; i <= 2000; i++) {
+        double q = i / 2000.0;
+        size_t rank = (size_t)floor(q * (double)(sp->n - 1));
+        bool folded = rank > 0 && rank < sp->n - 1 && rank < sp->below;
+        assert_int_equal(eddy_sketch_quantile_degraded(sketch, q), folded);
+        double got = eddy_sketch_quantile(sketch, q);
+        if (folded) {
+            check_one(got, sp->kept, q, what);
+            degraded++;
+        } else {
+            check_one(got, sorted[rank], q, what);
+        }
+    }
+    if (sp->below > 0)
+        assert_true(degraded > 0);
+    free(sorted);
+}
+
+static void test_collapse_bound(void **state)
+{
+    rng_t r = {4242};
+    const int N = EDDY_SKETCH_MAX_BUCKETS;
+    struct {
+        int m;
+        double base, sign;
+    } cases[] = {
+        {N, 1e-3, 1},       /* exactly the bound: nothing folds */
+        {N + 1, 1e-3, 1},   /* one bucket more: the two lowest fold */
+        {N + 700, 1e-3, 1}, /* far more */
+        {N + 700, 1e-3, -1},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        spread_t sp;
+        make_spread(&sp, cases[c].m, cases[c].base, cases[c].sign);
+        eddy_sketch_t *sorted_order = sketch_of(sp.v, sp.n);
+        check_spread(sorted_order, &sp, "spread, ascending");
+        /* Any order, any split merged in any order: the same sketch. */
+        for (int t = 0; t < 3; t++) {
+            shuffle(sp.v, sp.n, &r);
+            eddy_sketch_t *shuffled = sketch_of(sp.v, sp.n);
+            assert_same_bytes_opt(sorted_order, shuffled, true);
+            enum { PARTS = 5 };
+            eddy_sketch_t *part[PARTS];
+            for (int p = 0; p < PARTS; p++)
+                part[p] = eddy_sketch_new();
+            for (size_t i = 0; i < sp.n; i++)
+                assert_int_equal(eddy_sketch_add(part[next_u64(&r) % PARTS], sp.v[i]), EDDY_OK);
+            eddy_sketch_t *merged = eddy_sketch_new();
+            for (int p = PARTS - 1; p >= 0; p--) {
+                if (t == 1) { /* through the serialized form */
+                    size_t len;
+                    uint8_t *buf = bytes_of(part[p], &len);
+                    assert_int_equal(eddy_sketch_merge_serialized(merged, buf, len), EDDY_OK);
+                    free(buf);
+                } else {
+                    assert_int_equal(eddy_sketch_merge(merged, part[p]), EDDY_OK);
+                }
+            }
+            assert_same_bytes_opt(sorted_order, merged, true);
+            check_spread(merged, &sp, "spread, merged");
+            /* A tree of merges too. */
+            assert_int_equal(eddy_sketch_merge(part[0], part[1]), EDDY_OK);
+            assert_int_equal(eddy_sketch_merge(part[2], part[3]), EDDY_OK);
+            assert_int_equal(eddy_sketch_merge(part[4], part[0]), EDDY_OK);
+            assert_int_equal(eddy_sketch_merge(part[2], part[4]), EDDY_OK);
+            assert_same_bytes_opt(sorted_order, part[2], true);
+            for (int p = 0; p < PARTS; p++)
+                eddy_sketch_destroy(part[p]);
+            eddy_sketch_destroy(merged);
+            eddy_sketch_destroy(shuffled);
+        }
+        /* Round trip keeps it, flag included. */
+        size_t len;
+        uint8_t *buf = bytes_of(sorted_order, &len);
+        eddy_sketch_t *back = eddy_sketch_new();
+        assert_int_equal(eddy_sketch_deserialize(back, buf, len), EDDY_OK);
+        assert_same_bytes(sorted_order, back);
+        check_spread(back, &sp, "spread, round trip");
+        print_message("  %d buckets (%s): collapsed %d, %zu values folded, %zu bytes serialized, "
+                      "%zu held\n",
+                      cases[c].m, cases[c].sign > 0 ? "positive" : "negative",
+                      eddy_sketch_collapsed(back), sp.below, len, eddy_sketch_memory(back));
+        /* Once collapsed, a value below the kept buckets joins the lowest: the
+         * flag stays, nothing else changes. */
+        if (sp.below) {
+            assert_int_equal(eddy_sketch_add(back, cases[c].sign > 0 ? 1e-6 : -1e300), EDDY_OK);
+            assert_true(eddy_sketch_collapsed(back));
+            sp.v[sp.n++] = cases[c].sign > 0 ? 1e-6 : -1e300;
+            sp.below++;
+            check_spread(back, &sp, "spread + a lower value");
+        }
+        free(buf);
+        eddy_sketch_destroy(back);
+        eddy_sketch_destroy(sorted_order);
+        free(sp.v);
+    }
+}
+
+/* An attacker's values across every bucket there is, both signs and zero, in
+ * several orders: the sketch stays under its memory bound, keeps the top 2047
+ * buckets exact, flags the rest, and ends the same whatever the order. */
+static void test_memory_bound(void **state)
+{
+    const int32_t lo = -1036, hi = 35488; /* bucket indices of 1e-9 and of DBL_MAX */
+    const double ln_gamma = log((1 + ALPHA) / (1 - ALPHA));
+    size_t n = 2 * (size_t)(hi - lo + 1) + 1;
+    double *v = malloc(n * sizeof(double));
+    size_t k = 0;
+    for (int32_t i = lo; i <= hi; i++) {
+        double mag = i == hi ? DBL_MAX : exp(((double)i - 0.5) * ln_gamma);
+        v[k++] = mag;
+        v[k++] = -mag;
+    }
+    v[k++] = 0.0;
+    assert_int_equal(k, n);
+    double *sorted = malloc(n * sizeof(double));
+    memcpy(sorted, v, n * sizeof(double));
+    qsort(sorted, n, sizeof(double), cmp_double);
+
+    rng_t r = {99};
+    eddy_sketch_t *first = NULL;
+    for (int order = 0; order < 4; order++) {
+        if (order == 1)
+            memcpy(v, sorted, n * sizeof(double));
+        if (order == 2)
+            for (size_t i = 0; i < n; i++)
+                v[i] = sorted[n - 1 - i];
+        if (order == 3)
+            shuffle(v, n, &r);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+        struct mallinfo2 before = mallinfo2();
+#endif
+        eddy_sketch_t *sketch = eddy_sketch_new();
+        size_t peak = 0;
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(eddy_sketch_add(sketch, v[i]), EDDY_OK);
+            size_t held = eddy_sketch_memory(sketch);
+            peak = held > peak ? held : peak;
+        }
+        assert_true(peak <= EDDY_SKETCH_MAX_MEMORY);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+        /* What the allocator handed out: chunk overhead and the small blocks
+         * realloc freed, which glibc's per-thread cache still counts as in use. */
+        struct mallinfo2 after = mallinfo2();
+        if (after.uordblks - before.uordblks > EDDY_SKETCH_MAX_MEMORY + 2048)
+            fail_msg("order %d: %zu bytes allocated", order, after.uordblks - before.uordblks);
+#endif
+        assert_true(eddy_sketch_collapsed(sketch));
+        assert_int_equal(eddy_sketch_count(sketch), n);
+        /* Each value has a bucket of its own: the top N - 1 are exact. */
+        const size_t below = n - (EDDY_SKETCH_MAX_BUCKETS - 1);
+        for (int i = 0; i <= 1000; i++) {
+            double q = 1.0 - i / 100000.0; /* the upper tail */
+            size_t rank = (size_t)floor(q * (double)(n - 1));
+            assert_int_equal(eddy_sketch_quantile_degraded(sketch, q),
+                             rank > 0 && rank < n - 1 && rank < below);
+            if (rank >= below)
+                check_one(eddy_sketch_quantile(sketch, q), sorted[rank], q, "attacked");
+        }
+        assert_true(eddy_sketch_quantile_degraded(sketch, 0.5));
+        assert_true(eddy_sketch_quantile(sketch, 0) == -DBL_MAX);
+        assert_true(eddy_sketch_quantile(sketch, 1) == DBL_MAX);
+        if (!first) {
+            first = sketch;
+            print_message("  every bucket (%zu values): %zu bytes held at most, %zu serialized\n",
+                          n, peak, eddy_sketch_serialized_size(sketch));
+        } else {
+            assert_same_bytes_opt(first, sketch, true);
+            eddy_sketch_destroy(sketch);
+        }
+    }
+    eddy_sketch_destroy(first);
+    free(sorted);
+    free(v);
+}
+
+/* The committed files were written by the version 1 code from values this test
+ * makes again; read now, they give the same quantiles (the version 2 sketch of
+ * the same values, byte for byte, when they had not collapsed), and what a
+ * version 1 collapse lost is reported as degraded. */
+static uint8_t *read_v1(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/unit/data/sketch-v1/%s.bin", EDDY_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    uint8_t *buf = malloc(8192);
+    *len = fread(buf, 1, 8192, f);
+    fclose(f);
+    assert_true(*len > 0 && *len < 8192);
+    assert_int_equal(buf[0], 1);
+    return buf;
+}
+
+static eddy_sketch_t *from_v1(const char *name)
+{
+    size_t len;
+    uint8_t *buf = read_v1(name, &len);
+    eddy_sketch_t *sketch = eddy_sketch_new();
+    assert_int_equal(eddy_sketch_deserialize(sketch, buf, len), EDDY_OK);
+    /* Every truncation is refused; a bit flip is refused or read canonically. */
+    int accepted = 0;
+    for (size_t cut = 0; cut < len; cut++)
+        check_decode(buf, cut, &accepted);
+    assert_int_equal(accepted, 0);
+    for (size_t i = 0; i < len && i < 300; i++)
+        for (int b = 0; b < 8; b++) {
+            buf[i] ^= (uint8_t)(1u << b);
+            check_decode(buf, len, &accepted);
+            buf[i] ^= (uint8_t)(1u << b);
+        }
+    free(buf);
+    return sketch;
+}
+
+static void test_version1(void **state)
+{
+    eddy_sketch_t *empty = from_v1("empty");
+    assert_int_equal(eddy_sketch_count(empty), 0);
+    eddy_sketch_destroy(empty);
+
+    /* Not collapsed: the very sketch the values give now. */
+    const char *names[] = {"latency", "mixed"};
+    gen_fn *gens[] = {gen_latency, gen_zeros};
+    for (int g = 0; g < 2; g++) {
+        rng_t r = {21 + (uint64_t)g};
+        double v[1000];
+        for (int i = 0; i < 1000; i++)
+            v[i] = gens[g](&r);
+        eddy_sketch_t *old = from_v1(names[g]), *now = sketch_of(v, 1000);
+        assert_same_bytes(old, now);
+        check_quantiles(old, v, 1000, names[g]);
+        assert_nothing_degraded(old);
+        eddy_sketch_destroy(old);
+        eddy_sketch_destroy(now);
+    }
+
+    /* 100 latencies and 1e308: version 1 folded the latencies into the lowest of
+     * the 2048 buckets below 1e308's. Every quantile but the max is degraded,
+     * and stays so when more values are merged in. */
+    double v[102];
+    for (int i = 0; i < 100; i++)
+        v[i] = 10.0 + (double)((i * 37) % 1000) / 100.0;
+    v[100] = 1e308;
+    eddy_sketch_t *old = from_v1("outlier");
+    assert_true(eddy_sketch_collapsed(old));
+    assert_int_equal(eddy_sketch_count(old), 101);
+    for (int i = 1; i < 100; i++)
+        assert_true(eddy_sketch_quantile_degraded(old, i / 100.0));
+    assert_false(eddy_sketch_quantile_degraded(old, 1.0));
+    assert_true(eddy_sketch_quantile(old, 1.0) == 1e308);
+    assert_true(eddy_sketch_quantile(old, 0.0) == 10.0);
+    eddy_sketch_t *more = sketch_of(v, 100);
+    assert_int_equal(eddy_sketch_merge(more, old), EDDY_OK);
+    assert_true(eddy_sketch_collapsed(more));
+    assert_true(eddy_sketch_quantile_degraded(more, 0.5));
+    assert_int_equal(eddy_sketch_merge(old, more), EDDY_OK); /* and the other way round */
+    assert_true(eddy_sketch_quantile_degraded(old, 0.5));
+    eddy_sketch_destroy(more);
+    eddy_sketch_destroy(old);
+
+    /* The same negated: version 1 folded -1e308 alone into its lowest bucket,
+     * the latencies stayed exact, and so they are read. */
+    for (int i = 0; i < 101; i++)
+        v[i] = -v[i];
+    old = from_v1("negative-outlier");
+    assert_true(eddy_sketch_collapsed(old));
+    assert_nothing_degraded(old);
+    check_quantiles(old, v, 101, "negative outlier, version 1");
+
+    /* The extremes both signs of which version 1 collapsed: everything below the
+     * lowest positive bucket it kept (all but 1e300 and DBL_MAX) is folded. */
+    eddy_sketch_destroy(old);
+    old = from_v1("extremes");
+    assert_true(eddy_sketch_collapsed(old));
+    assert_int_equal(eddy_sketch_count(old), 24);
+    for (int rank = 1; rank < 23; rank++)
+        assert_int_equal(eddy_sketch_quantile_degraded(old, rank / 23.0), rank < 22);
+    check_one(eddy_sketch_quantile(old, 22 / 23.0), 1e300, 22 / 23.0, "extremes, version 1");
+    assert_true(eddy_sketch_quantile(old, 0) == -DBL_MAX);
+    eddy_sketch_destroy(old);
+}
+
 /* Once the range is established, adding allocates nothing (glibc's own count;
  * sanitizers replace malloc, so the check is skipped under them). */
 static void test_add_does_not_allocate(void **state)
@@ -677,6 +1118,50 @@ static void test_add_does_not_allocate(void **state)
     assert_int_equal(before.uordblks, after.uordblks);
     assert_int_equal(eddy_sketch_count(sketch), 4 + 200000 + 20000);
     eddy_sketch_destroy(sketch);
+
+    /* An outlier first, then latencies: once the window moved to them, nothing
+     * allocates, outliers of both signs included. */
+    sketch = eddy_sketch_new();
+    assert_int_equal(eddy_sketch_add(sketch, 1e308), EDDY_OK);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(eddy_sketch_add(sketch, gen_latency(&r)), EDDY_OK);
+    assert_int_equal(eddy_sketch_add(sketch, 1.0), EDDY_OK); /* the range used below */
+    assert_int_equal(eddy_sketch_add(sketch, 160.0), EDDY_OK);
+    assert_int_equal(eddy_sketch_add(sketch, -1e308), EDDY_OK);
+    assert_int_equal(eddy_sketch_add(sketch, 1e-300), EDDY_OK);
+    before = mallinfo2();
+    for (int i = 0; i < 200000; i++) {
+        double x = gen_latency(&r);
+        assert_int_equal(eddy_sketch_add(sketch, x < 1 || x > 160 ? 80 : x), EDDY_OK);
+        if (i % 1000 == 0) {
+            assert_int_equal(eddy_sketch_add(sketch, 1e308), EDDY_OK);
+            assert_int_equal(eddy_sketch_add(sketch, -1e308), EDDY_OK);
+        }
+    }
+    after = mallinfo2();
+    assert_int_equal(before.uordblks, after.uordblks);
+    eddy_sketch_destroy(sketch);
+
+    /* An attacker's values across the whole range: once the arrays reached
+     * their bound, sending them all again in another order allocates nothing. */
+    enum { SPREAD = 20000 };
+    double *v = malloc(SPREAD * sizeof(double));
+    for (size_t i = 0; i < SPREAD; i++) {
+        double x = exp(log(1e-9) + (log(1e308) - log(1e-9)) * unit(&r));
+        v[i] = i % 2 ? x : -x;
+    }
+    sketch = sketch_of(v, SPREAD);
+    shuffle(v, SPREAD, &r);
+    for (size_t i = 0; i < SPREAD; i++)
+        assert_int_equal(eddy_sketch_add(sketch, v[i]), EDDY_OK);
+    shuffle(v, SPREAD, &r);
+    before = mallinfo2();
+    for (size_t i = 0; i < SPREAD; i++)
+        assert_int_equal(eddy_sketch_add(sketch, v[i]), EDDY_OK);
+    after = mallinfo2();
+    assert_int_equal(before.uordblks, after.uordblks);
+    eddy_sketch_destroy(sketch);
+    free(v);
 #endif
 }
 
@@ -688,6 +1173,8 @@ int main(void)
         cmocka_unit_test(test_merge_exact),     cmocka_unit_test(test_serialize_round_trip),
         cmocka_unit_test(test_malformed_input), cmocka_unit_test(test_collapse),
         cmocka_unit_test(test_reset_reuse),     cmocka_unit_test(test_add_does_not_allocate),
+        cmocka_unit_test(test_outliers),        cmocka_unit_test(test_collapse_bound),
+        cmocka_unit_test(test_memory_bound),    cmocka_unit_test(test_version1),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     print_message("worst relative error over all checks: %.5f%% (bound %.2f%%)\n", 100 * worst_seen,

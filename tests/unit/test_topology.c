@@ -263,6 +263,8 @@ static void test_builder_rejects(void **state)
                  "stores[0].aggregates[1].name");
     assert_error(eddy_store_def_add_count(s, "start", err, sizeof(err)), EDDY_ERR_INVALID,
                  "\"start\" is reserved", "stores[0].aggregates[1].name");
+    assert_error(eddy_store_def_add_percentile(s, "degraded", "l", 0.5, err, sizeof(err)),
+                 EDDY_ERR_INVALID, "\"degraded\" is reserved", "stores[0].aggregates[1].name");
     assert_error(eddy_store_def_add_count(s, "a b", err, sizeof(err)), EDDY_ERR_INVALID,
                  "expected an aggregate name", "stores[0].aggregates[1].name");
     assert_error(eddy_store_def_add_sum(s, "sum", "", err, sizeof(err)), EDDY_ERR_INVALID,
