@@ -245,7 +245,10 @@ static int parse_args(int argc, char **argv, eddy_config_t *cfg)
             const char *value = optarg;
             if (c == 'H' && !strcmp(value, "off"))
                 value = "";
-            snprintf(origin, sizeof(origin), "%s", argv[optind - 1]);
+            /* The flag, not argv[optind - 1]: that is the value for "--threads 0". */
+            for (const struct option *o = opts; o->name; o++)
+                if (o->val == c)
+                    snprintf(origin, sizeof(origin), "--%s", o->name);
             if (c == 'b' && !strncmp(value, "bootstrap.servers=", 18))
                 value += 18;
             if (eddy_config_set(cfg, keys[c], value, origin, errstr, sizeof(errstr)))

@@ -112,6 +112,83 @@ void eddy_config_free(eddy_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* librdkafka properties that eddy's guarantees rest on. A user's value for one is
+ * refused, with the reason, unless it is eddy's own (one of `values`, or none at
+ * all when values is NULL): -X, consumer.X and producer.X can tune the clients,
+ * never turn off what exactly-once needs. */
+typedef struct guarded_s {
+    const char *name;        /* the property (and its librdkafka aliases as rows) */
+    bool consumer, producer; /* the clients it guards */
+    const char *values[3];   /* what may be set: eddy's own value; NULL-terminated */
+    const char *why;         /* the reason, for the error */
+} guarded_t;
+
+#define WHY_COMMIT                                                                                 \
+    "eddy commits input offsets itself, with the stores' changes (in one transaction with "        \
+    "exactly_once_v2); offsets committed on their own would skip records after a crash"
+#define WHY_IDEMPOTENCE                                                                            \
+    "the changelogs and exactly_once_v2 need the idempotent producer with acks=all; "              \
+    "processing.guarantee=at_least_once is the setting that gives up transactions"
+
+static const guarded_t guarded[] = {
+    {"enable.auto.commit", true, false, {"false"}, WHY_COMMIT},
+    {"auto.commit.enable", true, false, {"false"}, WHY_COMMIT},
+    {"enable.auto.offset.store", true, false, {"false"}, WHY_COMMIT},
+    {"isolation.level",
+     true,
+     false,
+     {"read_committed"},
+     "eddy reads its input and its changelogs read_committed: read_uncommitted would count the "
+     "records of aborted transactions"},
+    {"group.id", true, false, {NULL}, "the consumer group is application.id: set that instead"},
+    {"auto.offset.reset",
+     true,
+     false,
+     {"earliest", "smallest", "beginning"},
+     "a task without a position reads its partition from the start and counts what retention "
+     "deleted (input_lost); another value would skip records without a trace"},
+    {"enable.idempotence", false, true, {"true"}, WHY_IDEMPOTENCE},
+    {"acks", false, true, {"all", "-1"}, WHY_IDEMPOTENCE},
+    {"request.required.acks", false, true, {"all", "-1"}, WHY_IDEMPOTENCE},
+    {"transactional.id",
+     false,
+     true,
+     {NULL},
+     "eddy gives each stream thread a transactional.id of its own (exactly_once_v2)"},
+    {"bootstrap.servers",
+     true,
+     true,
+     {NULL},
+     "every client of eddy uses bootstrap.servers (--bootstrap): set that instead"},
+    {"metadata.broker.list",
+     true,
+     true,
+     {NULL},
+     "every client of eddy uses bootstrap.servers (--bootstrap): set that instead"},
+};
+
+/* Refuses `key`=`value` for the consumer and/or the producer if it is guarded. */
+static eddy_err_t check_guarded(const char *key, const char *value, bool consumer, bool producer,
+                                const char *shown, const char *origin, char *errstr,
+                                size_t errstr_size)
+{
+    for (size_t i = 0; i < sizeof(guarded) / sizeof(guarded[0]); i++) {
+        const guarded_t *g = &guarded[i];
+        if (strcmp(g->name, key) || !((consumer && g->consumer) || (producer && g->producer)))
+            continue;
+        for (int v = 0; v < 3 && g->values[v]; v++)
+            if (!strcmp(g->values[v], value))
+                return EDDY_OK;
+        if (g->values[0])
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "%s: %s=%s: eddy needs %s=%s: %s", origin, shown, value, key,
+                             g->values[0], g->why);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "%s: %s=%s: %s cannot be set: %s",
+                         origin, shown, value, key, g->why);
+    }
+    return EDDY_OK;
+}
+
 static eddy_err_t add_prop(eddy_kv_t *props, int *n, const char *key, const char *value,
                            const char *origin, char *errstr, size_t errstr_size)
 {
@@ -166,11 +243,15 @@ eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *valu
         }
     }
     if (!strncmp(key, "consumer.", 9) && key[9])
-        return add_prop(cfg->consumer_props, &cfg->n_consumer_props, key + 9, value, origin, errstr,
-                        errstr_size);
+        return check_guarded(key + 9, value, true, false, key, origin, errstr, errstr_size)
+                   ? EDDY_ERR_INVALID
+                   : add_prop(cfg->consumer_props, &cfg->n_consumer_props, key + 9, value, origin,
+                              errstr, errstr_size);
     if (!strncmp(key, "producer.", 9) && key[9])
-        return add_prop(cfg->producer_props, &cfg->n_producer_props, key + 9, value, origin, errstr,
-                        errstr_size);
+        return check_guarded(key + 9, value, false, true, key, origin, errstr, errstr_size)
+                   ? EDDY_ERR_INVALID
+                   : add_prop(cfg->producer_props, &cfg->n_producer_props, key + 9, value, origin,
+                              errstr, errstr_size);
 
     /* A bare librdkafka property goes to both clients, if librdkafka knows it. */
     rd_kafka_conf_t *probe = rd_kafka_conf_new();
@@ -179,8 +260,11 @@ eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *valu
     bool unknown_name = !known && strstr(rderr, "No such configuration property") != NULL;
     rd_kafka_conf_destroy(probe);
     if (known) {
-        eddy_err_t err = add_prop(cfg->consumer_props, &cfg->n_consumer_props, key, value, origin,
-                                  errstr, errstr_size);
+        eddy_err_t err = check_guarded(key, value, true, true, key, origin, errstr, errstr_size);
+        if (err)
+            return err;
+        err = add_prop(cfg->consumer_props, &cfg->n_consumer_props, key, value, origin, errstr,
+                       errstr_size);
         return err ? err
                    : add_prop(cfg->producer_props, &cfg->n_producer_props, key, value, origin,
                               errstr, errstr_size);

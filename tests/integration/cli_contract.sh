@@ -75,6 +75,25 @@ expect_usage "run: no bootstrap" -- "$eddy" run --topology "$examples/monitoring
 expect_usage "run: unknown setting" -- "$eddy" run --bootstrap x:1 --topology t -X num.stream.thread=2
 grep -q "did you mean 'num.stream.threads'" "$tmp/err" && ok || bad "run: no suggestion: $(cat "$tmp/err")"
 expect_usage "run: bad threads" -- "$eddy" run --bootstrap x:1 --topology t --threads 0
+grep -q "^eddy run: --threads: num.stream.threads=0" "$tmp/err" && ok ||
+  bad "run: a bad flag's error does not name the flag: $(cat "$tmp/err")"
+# What exactly-once rests on cannot be changed by -X, consumer.X or producer.X; each
+# refusal names the setting and why. eddy's own value is accepted.
+for x in consumer.enable.auto.commit=true consumer.enable.auto.offset.store=true \
+  consumer.isolation.level=read_uncommitted consumer.group.id=other consumer.auto.offset.reset=latest \
+  enable.idempotence=false producer.enable.idempotence=false producer.acks=1 \
+  producer.request.required.acks=1 producer.transactional.id=mine consumer.bootstrap.servers=y:1; do
+  expect_usage "run: -X $x" -- "$eddy" run --bootstrap x:1 --topology t -X "$x"
+  grep -q "eddy run: -X: $x: .*\(eddy needs\|cannot be set\)" "$tmp/err" && ok ||
+    bad "run: -X $x: $(cat "$tmp/err")"
+done
+printf 'bootstrap.servers=x:1\nconsumer.enable.auto.commit=true\n' >"$tmp/guarded.properties"
+expect_usage "run: guarded setting in a config file" -- "$eddy" run --config "$tmp/guarded.properties" --topology t
+grep -q "guarded.properties:2: consumer.enable.auto.commit=true: eddy needs" "$tmp/err" && ok ||
+  bad "run: guarded setting in a file: $(cat "$tmp/err")"
+expect_exit 1 "run: eddy's own values are accepted" -- "$eddy" run --bootstrap x:1 \
+  --topology "$data/bad_duration.json" --http off -X consumer.isolation.level=read_committed \
+  -X producer.acks=all -X enable.idempotence=true
 printf 'bootstrap.servers=x:1\ncommit.interval.ms=soon\n' >"$tmp/bad.properties"
 expect_usage "run: bad config file" -- "$eddy" run --config "$tmp/bad.properties" --topology t
 grep -q "bad.properties:2" "$tmp/err" && ok || bad "run: config error has no FILE:LINE: $(cat "$tmp/err")"
