@@ -72,6 +72,24 @@ void eddy_test_record_set(eddy_test_record_t *r, const rd_kafka_message_t *msg)
     r->key_len = msg->key_len;
     r->value = dup_bytes(msg->payload, msg->len);
     r->len = msg->len;
+    rd_kafka_headers_t *hdrs = NULL;
+    r->headers = rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR
+                     ? rd_kafka_headers_copy(hdrs)
+                     : NULL;
+}
+
+const char *eddy_test_record_header(const eddy_test_record_t *rec, const char *name, char *buf,
+                                    size_t size)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    buf[0] = '\0';
+    if (!rec->headers || rd_kafka_header_get_last(rec->headers, name, &v, &len) || len >= size)
+        return buf;
+    if (len)
+        memcpy(buf, v, len);
+    buf[len] = '\0';
+    return buf;
 }
 
 int eddy_test_read_topic(const char *bootstrap, const char *topic, eddy_test_topic_t *out)
@@ -179,6 +197,8 @@ void eddy_test_topic_free(eddy_test_topic_t *topic)
     for (size_t i = 0; i < topic->n; i++) {
         free(topic->recs[i].key);
         free(topic->recs[i].value);
+        if (topic->recs[i].headers)
+            rd_kafka_headers_destroy(topic->recs[i].headers);
     }
     free(topic->recs);
     memset(topic, 0, sizeof(*topic));

@@ -2,7 +2,8 @@
  * topic_reader.h — test-side Kafka helpers, written independently of eddy's own
  * code so tests can check eddy against them: read a whole topic back (every
  * partition up to its high watermark) and compute the partition the Java
- * producer would choose for a key (murmur2, as in Kafka's Utils.murmur2).
+ * producer would choose for a key (murmur2, as in Kafka's Utils.murmur2). Records
+ * keep their headers, so a dead-letter topic can be read back and checked.
  */
 #ifndef EDDY_TEST_TOPIC_READER_H
 #define EDDY_TEST_TOPIC_READER_H
@@ -17,6 +18,7 @@ typedef struct eddy_test_record_s {
     size_t key_len;    /* key bytes */
     char *value;       /* NUL-terminated copy of the payload */
     size_t len;        /* payload bytes */
+    void *headers;     /* copy of its headers (an rd_kafka_headers_t), or NULL */
 } eddy_test_record_t;
 
 typedef struct eddy_test_topic_s {
@@ -36,6 +38,11 @@ void eddy_test_topic_free(eddy_test_topic_t *topic);
  *  eddy_test_topic_free). `msg` is an rd_kafka_message_t. */
 struct rd_kafka_message_s;
 void eddy_test_record_set(eddy_test_record_t *rec, const struct rd_kafka_message_s *msg);
+
+/** The last header `name` of rec as a NUL-terminated string in buf; "" if it has
+ *  none (or the value does not fit in size - 1 bytes). */
+const char *eddy_test_record_header(const eddy_test_record_t *rec, const char *name, char *buf,
+                                    size_t size);
 
 /** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
 int32_t eddy_test_murmur2(const void *data, size_t len);
