@@ -133,11 +133,20 @@ static void test_builder_builds_and_finishes(void **state)
     assert_int_equal(eddy_topology_field_index(topo, "region"), -1);
     assert_int_equal(eddy_topology_timestamp_field(topo), 0);
     assert_int_equal(eddy_topology_timestamp_format(topo), EDDY_TS_EPOCH_MS);
-    assert_int_equal(topo->field_needs[0], EDDY_FIELD_SCALAR);
+    /* What each must hold: the timestamp a number (epoch_ms); status, a group key
+     * compared with numbers, a number; a field of sum/percentile a number; group
+     * keys and distinct fields any scalar; all of them required. */
+    static const eddy_field_type_t types[] = {EDDY_FIELD_NUMBER, EDDY_FIELD_ANY, EDDY_FIELD_NUMBER,
+                                              EDDY_FIELD_NUMBER, EDDY_FIELD_ANY, EDDY_FIELD_ANY};
+    for (size_t i = 0; i < 6; i++) {
+        const eddy_field_rule_t *r = eddy_topology_field_rule(topo, i);
+        assert_int_equal(r->type, types[i]);
+        assert_true(r->required);
+        assert_false(r->coerce);
+        assert_true(isinf(r->min) && r->min < 0 && isinf(r->max) && r->max > 0);
+    }
     assert_int_equal(topo->field_uses[0], EDDY_FIELD_USE_TIMESTAMP | EDDY_FIELD_USE_PREDICATE);
-    assert_int_equal(topo->field_needs[2], EDDY_FIELD_SCALAR); /* group key and predicate */
     assert_int_equal(topo->field_uses[2], EDDY_FIELD_USE_GROUP_BY | EDDY_FIELD_USE_PREDICATE);
-    assert_int_equal(topo->field_needs[3], EDDY_FIELD_NUMBER); /* numeric wins over predicate */
     assert_int_equal(topo->field_uses[3], EDDY_FIELD_USE_NUMERIC | EDDY_FIELD_USE_PREDICATE);
     assert_int_equal(topo->field_uses[4], EDDY_FIELD_USE_DISTINCT);
 
@@ -844,7 +853,10 @@ static void test_names(void **state)
     assert_string_equal(eddy_ts_format_name(EDDY_TS_ISO8601), "iso8601");
     assert_string_equal(eddy_emit_name(EDDY_EMIT_ON_CLOSE), "on_close");
     assert_string_equal(eddy_window_type_name(EDDY_WINDOW_HOPPING), "hopping");
-    assert_string_equal(eddy_field_need_name(EDDY_FIELD_NUMBER), "number");
+    assert_string_equal(eddy_field_type_name(EDDY_FIELD_NUMBER), "number");
+    assert_string_equal(eddy_field_type_name(EDDY_FIELD_ANY), "scalar");
+    assert_string_equal(eddy_field_type_name(EDDY_FIELD_BOOL), "boolean");
+    assert_null(eddy_field_type_name((eddy_field_type_t)5));
     assert_int_equal(eddy_topology_edit_distance("sise", "size"), 1);
     assert_int_equal(eddy_topology_edit_distance("", "abc"), 3);
     assert_int_equal(eddy_topology_edit_distance("tumbing", "tumbling"), 1);

@@ -11,6 +11,7 @@
 #include "topology/topology_int.h"
 #include "topology/topology_json.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,14 +140,23 @@ static void test_monitoring_example(void **state)
 
     /* The decoder reads five fields, timestamp first; nothing else. */
     static const char *const fields[] = {"ts", "endpoint", "status", "latency_ms", "region"};
-    static const eddy_field_need_t needs[] = {EDDY_FIELD_SCALAR, EDDY_FIELD_SCALAR,
-                                              EDDY_FIELD_SCALAR, EDDY_FIELD_NUMBER,
-                                              EDDY_FIELD_SCALAR};
+    /* What each must hold: the declarations of "fields" (status a whole number from
+     * 100 to 599, latency_ms from 0 to 1e7 ms, endpoint and region strings). */
+    static const eddy_field_type_t types[] = {EDDY_FIELD_NUMBER, EDDY_FIELD_STRING,
+                                              EDDY_FIELD_INTEGER, EDDY_FIELD_NUMBER,
+                                              EDDY_FIELD_STRING};
+    static const double mins[] = {-INFINITY, -INFINITY, 100, 0, -INFINITY};
+    static const double maxs[] = {INFINITY, INFINITY, 599, 1e7, INFINITY};
     assert_int_equal(eddy_topology_field_count(topo), 5);
     for (size_t i = 0; i < 5; i++) {
+        const eddy_field_rule_t *r = eddy_topology_field_rule(topo, i);
         assert_string_equal(eddy_topology_field_name(topo, i), fields[i]);
-        assert_int_equal(topo->field_needs[i], needs[i]);
+        assert_int_equal(r->type, types[i]);
+        assert_true(r->required);
+        assert_false(r->coerce);
+        assert_true(r->min == mins[i] && r->max == maxs[i]);
     }
+    assert_int_equal(eddy_topology_max_future(topo), -1);
     eddy_topology_destroy(topo);
 }
 

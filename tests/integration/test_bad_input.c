@@ -1,0 +1,275 @@
+/*
+ * test_bad_input.c — what counts as a valid event, end to end: a live `eddy run`
+ * of monitoring.json on the embedded broker reads generated http events with bad
+ * records mixed in (between two halves of good ones, in every partition):
+ *   - a timestamp in the year 9999 and one before the epoch;
+ *   - a status given as the string "503", a fractional status, one out of its
+ *     declared range, and a missing one;
+ *   - an object-valued endpoint and a null region;
+ *   - latencies outside their declared range (negative, 1e9 ms).
+ * The contract (docs/running.md, "What it does"; docs/topology.md, "Fields"):
+ * each bad record reaches the dead-letter topic exactly once, as it was, with its
+ * exact reason and its source position; it changes no store: every window of
+ * every store equals the independent reference (tests/support/reference.c),
+ * nothing was dropped as late or deleted by retention; and no bad record moves a
+ * partition's stream time (/api/health) or the time a view answers for (`at`).
+ */
+#include "eddy_proc.h"
+#include "reference.h"
+#include "test_support.h"
+#include "topic_reader.h"
+#include "window_check.h"
+
+#include "engine/broker.h"
+#include "producer/gen.h"
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T0         1700000000000LL
+#define PARTITIONS 4
+#define HALF       10000 /* good events before the bad ones, and again after */
+
+typedef struct fixture_s {
+    eddy_broker_t *broker;
+    char state_dir[256];
+} fixture_t;
+
+static int setup(void **state)
+{
+    char errstr[256];
+    fixture_t *fx = calloc(1, sizeof(*fx));
+    *state = fx;
+    fx->broker = eddy_broker_new(1, errstr, sizeof(errstr));
+    if (!fx->broker ||
+        eddy_broker_create_topic(fx->broker, "log-events", PARTITIONS, errstr, sizeof(errstr)) ||
+        eddy_test_create_changelogs(fx->broker, "monitoring.json", "bad", PARTITIONS))
+        return -1;
+    eddy_test_mkdtemp("bad-input", fx->state_dir, sizeof(fx->state_dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    eddy_broker_destroy(fx->broker);
+    if (fx->state_dir[0])
+        eddy_test_rmtree(fx->state_dir);
+    free(fx);
+    return 0;
+}
+
+/* A record of the http kind with one thing wrong, and the exact reason the
+ * dead-letter topic must give for it. Event times are those of the good events
+ * around them, so a record that got into a store would change its windows. */
+#define GOOD_TS "1700000150000"
+static const struct {
+    const char *value;
+    const char *reason;
+} bad[] = {
+    {"{\"ts\":253402214400000,\"endpoint\":\"/api/orders\",\"status\":200,\"latency_ms\":12.5,"
+     "\"region\":\"eu-west-1\"}",
+     "the timestamp is too far in the future: beyond the wall clock plus max_future (field 'ts')"},
+    {"{\"ts\":-86400000,\"endpoint\":\"/api/orders\",\"status\":200,\"latency_ms\":12.5,"
+     "\"region\":\"eu-west-1\"}",
+     "the timestamp is before the epoch, 1970-01-01T00:00:00Z (field 'ts')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":\"/api/orders\",\"status\":\"503\",\"latency_ms\":12.5,"
+     "\"region\":\"eu-west-1\"}",
+     "the field holds a string; expected a whole number (field 'status')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":{\"path\":\"/api/orders\"},\"status\":200,"
+     "\"latency_ms\":12.5,\"region\":\"eu-west-1\"}",
+     "the field holds an object; expected a string (field 'endpoint')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":\"/api/orders\",\"status\":200,\"latency_ms\":-5,"
+     "\"region\":\"eu-west-1\"}",
+     "the field holds a number outside its declared range (field 'latency_ms')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":\"/api/orders\",\"status\":200,\"latency_ms\":1e9,"
+     "\"region\":\"eu-west-1\"}",
+     "the field holds a number outside its declared range (field 'latency_ms')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":\"/api/orders\",\"status\":503.5,\"latency_ms\":12.5,"
+     "\"region\":\"eu-west-1\"}",
+     "the field holds a fractional number; expected a whole number (field 'status')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":\"/api/orders\",\"status\":99,\"latency_ms\":12.5,"
+     "\"region\":\"eu-west-1\"}",
+     "the field holds a number outside its declared range (field 'status')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":\"/api/orders\",\"latency_ms\":12.5,"
+     "\"region\":\"eu-west-1\"}",
+     "the field is missing; expected a whole number (field 'status')"},
+    {"{\"ts\":" GOOD_TS ",\"endpoint\":\"/api/orders\",\"status\":200,\"latency_ms\":12.5,"
+     "\"region\":null}",
+     "the field is null; expected a string (field 'region')"},
+};
+#define N_BAD (sizeof(bad) / sizeof(bad[0]))
+
+/* Produces every bad record to every partition. */
+static void produce_bad(fixture_t *fx)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", eddy_broker_bootstraps(fx->broker), NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (int p = 0; p < PARTITIONS; p++)
+        for (size_t i = 0; i < N_BAD; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "bad%zu", i);
+            assert_int_equal(
+                rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("log-events"), RD_KAFKA_V_PARTITION(p),
+                                  RD_KAFKA_V_KEY(key, strlen(key)),
+                                  RD_KAFKA_V_VALUE((void *)bad[i].value, strlen(bad[i].value)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                0);
+        }
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+}
+
+/* Which bad record `rec` is, or -1 for a good one. */
+static int bad_kind(const eddy_test_record_t *rec)
+{
+    for (size_t i = 0; i < N_BAD; i++)
+        if (rec->len == strlen(bad[i].value) && !memcmp(rec->value, bad[i].value, rec->len))
+            return (int)i;
+    return -1;
+}
+
+/* The dead-letter topic holds each bad record of the input once, as it was (key
+ * and value), with its exact reason and the source position of that record. */
+static void check_dead_letters(fixture_t *fx, const eddy_test_topic_t *input)
+{
+    eddy_test_topic_t dlq;
+    assert_int_equal(eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "bad-dlq", &dlq), 0);
+    bool *used = calloc(input->n, sizeof(bool));
+    size_t per_kind[N_BAD] = {0};
+    for (size_t d = 0; d < dlq.n; d++) {
+        const eddy_test_record_t *m = &dlq.recs[d];
+        char b[4][512];
+        const char *reason = eddy_test_record_header(m, "eddy.error.reason", b[0], sizeof(b[0]));
+        assert_string_equal(eddy_test_record_header(m, "eddy.source.topic", b[1], sizeof(b[1])),
+                            "log-events");
+        int part = atoi(eddy_test_record_header(m, "eddy.source.partition", b[2], sizeof(b[2])));
+        long long off = atoll(eddy_test_record_header(m, "eddy.source.offset", b[3], sizeof(b[3])));
+        size_t i = 0;
+        while (i < input->n && !(input->recs[i].partition == part && input->recs[i].offset == off))
+            i++;
+        if (i == input->n)
+            fail_msg("a dead letter names log-events [%d] @%lld, which is not in the input", part,
+                     off);
+        if (used[i])
+            fail_msg("log-events [%d] @%lld is in the dead-letter topic twice", part, off);
+        used[i] = true;
+        assert_int_equal(m->len, input->recs[i].len);
+        assert_memory_equal(m->value, input->recs[i].value, m->len);
+        assert_int_equal(m->key_len, input->recs[i].key_len);
+        assert_memory_equal(m->key, input->recs[i].key, m->key_len);
+        int kind = bad_kind(m);
+        if (kind < 0)
+            fail_msg("a good record in the dead-letter topic: %s (reason: %s)", m->value, reason);
+        if (strcmp(reason, bad[kind].reason) != 0)
+            fail_msg("dead letter %s:\n  reason   '%s'\n  expected '%s'", m->value, reason,
+                     bad[kind].reason);
+        per_kind[kind]++;
+    }
+    for (size_t k = 0; k < N_BAD; k++)
+        if (per_kind[k] != PARTITIONS)
+            fail_msg("%zu dead letters of %s (reason '%s'), expected %d", per_kind[k], bad[k].value,
+                     bad[k].reason, PARTITIONS);
+    assert_int_equal(dlq.n, N_BAD * PARTITIONS);
+    free(used);
+    eddy_test_topic_free(&dlq);
+}
+
+/* Every partition's stream time is the largest event time of its good records;
+ * the views answer as of the largest of those. */
+static void check_stream_time(int port, const eddy_test_topic_t *input)
+{
+    int64_t want[PARTITIONS], want_max = INT64_MIN;
+    for (int p = 0; p < PARTITIONS; p++)
+        want[p] = INT64_MIN;
+    for (size_t i = 0; i < input->n; i++) {
+        const eddy_test_record_t *r = &input->recs[i];
+        if (bad_kind(r) >= 0)
+            continue;
+        json_t *ev = json_loadb(r->value, r->len, 0, NULL);
+        int64_t ts = json_integer_value(json_object_get(ev, "ts"));
+        json_decref(ev);
+        if (ts > want[r->partition])
+            want[r->partition] = ts;
+        if (ts > want_max)
+            want_max = ts;
+    }
+    int status = 0;
+    json_t *h = eddy_test_get_json(port, "/api/health", &status);
+    assert_int_equal(status, 200);
+    json_t *parts = json_object_get(h, "partitions"), *p;
+    size_t j;
+    assert_int_equal(json_array_size(parts), PARTITIONS);
+    json_array_foreach(parts, j, p)
+    {
+        int part = (int)json_integer_value(json_object_get(p, "partition"));
+        assert_true(part >= 0 && part < PARTITIONS);
+        json_int_t got = json_integer_value(json_object_get(p, "stream_time"));
+        if (got != want[part])
+            fail_msg("partition %d: stream time %lld, the largest good event time is %lld", part,
+                     (long long)got, (long long)want[part]);
+    }
+    json_decref(h);
+    json_t *view = eddy_test_get_json(port, "/api/metrics/requests/current", &status);
+    assert_int_equal(status, 200);
+    json_int_t at = json_integer_value(json_object_get(view, "at"));
+    if (at != want_max)
+        fail_msg("the view answers at %lld, the largest good event time is %lld", (long long)at,
+                 (long long)want_max);
+    json_decref(view);
+}
+
+static void test_bad_records_change_nothing(void **state)
+{
+    fixture_t *fx = *state;
+    const char *bs = eddy_broker_bootstraps(fx->broker);
+    eddy_test_generate(bs, "log-events", EDDY_GEN_HTTP, 7, HALF, T0, 150);
+    produce_bad(fx);
+    eddy_test_generate(bs, "log-events", EDDY_GEN_HTTP, 8, HALF, T0 + 150000, 150);
+    const int64_t total = 2 * HALF + (int64_t)(N_BAD * PARTITIONS);
+
+    int port = eddy_test_free_port();
+    eddy_test_run_t run = {.bootstrap = bs,
+                           .topology = "monitoring.json",
+                           .app = "bad",
+                           .state_dir = fx->state_dir,
+                           .port = port};
+    pid_t pid = eddy_test_run_start(&run);
+    json_t *h = eddy_test_wait_caught_up(port, PARTITIONS, total, 60);
+    assert_int_equal(eddy_test_health_total(h, "undecodable"), (int64_t)(N_BAD * PARTITIONS));
+    assert_int_equal(eddy_test_health_total(h, "late"), 0);
+    json_decref(h);
+
+    eddy_test_topic_t input;
+    assert_int_equal(eddy_test_read_topic(bs, "log-events", &input), 0);
+    assert_int_equal((int64_t)input.n, total);
+    check_dead_letters(fx, &input);
+    check_stream_time(port, &input);
+
+    /* Every window of the four stores equals the reference, which rejects the same
+     * records by its own reading of the rules, and keeps every good one. */
+    eddy_test_check_t chk = {.max_print = 10};
+    assert_int_equal(eddy_test_check_monitoring(port, &input, &chk), 0);
+    if (chk.mismatches)
+        fail_msg("%zu of %zu windows differ from the reference", chk.mismatches, chk.windows);
+    assert_true(chk.windows > 0);
+    assert_int_equal(chk.late, 0);
+    assert_int_equal(chk.undecodable, (int64_t)(N_BAD * PARTITIONS));
+    eddy_test_topic_free(&input);
+    eddy_test_run_stop(pid, SIGTERM);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_records_change_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
