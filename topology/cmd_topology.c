@@ -142,7 +142,7 @@ static void describe_text(const eddy_topology_t *topo)
             char ahead[48] = "event.time.max.future.ms";
             if (topo->ts_max_future_ms >= 0)
                 eddy_duration_format(topo->ts_max_future_ms, ahead, sizeof(ahead));
-            printf("; from 1970 to %s ahead of the wall clock", ahead);
+            printf("; from 1970 to the wall clock + %s", ahead);
         }
         printf("\n");
     }

@@ -846,6 +846,9 @@ static eddy_err_t note_kind(eddy_topology_t *topo, field_kind_t *kinds, int i, u
     const char *hint = k->kind == KIND_TIME || kind == KIND_TIME
                            ? "give the timestamp the format it has, epoch_ms or iso8601"
                            : "no value is both, so one of them could never hold";
+    if (!strcmp(k->path, topo->err_path)) /* one predicate compares it with both */
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "field \"%.100s\" is %s and %s; %s",
+                         topo->fields[i], k->what, what, hint);
     return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
                      "field \"%.100s\" is %s here but %s at $.%s; %s", topo->fields[i], what,
                      k->what, k->path, hint);

@@ -423,6 +423,88 @@ static void test_field_table_limit(void **state)
     eddy_topology_destroy(topo);
 }
 
+/* Field declarations and max_future through the C API: what each call refuses,
+ * that a failed call changes nothing, and what finish derives. */
+static void test_field_declarations(void **state)
+{
+    char err[512];
+    eddy_topology_t *topo = base_topology();
+    eddy_store_def_t *s = simple_store(topo, "s");
+    assert_int_equal(eddy_store_def_group_by(s, "status", err, sizeof(err)), 0);
+    assert_int_equal(eddy_store_def_add_max(s, "m", "latency_ms", err, sizeof(err)), 0);
+    assert_int_equal(eddy_store_def_add_count_if(s, "e", "status >= 500", err, sizeof(err)), 0);
+
+    eddy_field_spec_t spec = {.name = "status", .type = EDDY_FIELD_ANY};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a type: number, integer, string or boolean, got 0",
+                 "fields.status.type");
+    spec = (eddy_field_spec_t){.name = "", .type = EDDY_FIELD_NUMBER};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a declared field", "fields");
+    spec = (eddy_field_spec_t){.name = "a\"b", .type = EDDY_FIELD_STRING, .coerce = true};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "it is for fields of type number or integer, not string",
+                 "fields[\"a\\\"b\"].coerce");
+    spec = (eddy_field_spec_t){
+        .name = "latency_ms", .type = EDDY_FIELD_NUMBER, .has_min = true, .min = NAN};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a finite number, got nan", "fields.latency_ms.min");
+    spec.min = 0;
+    spec.has_max = true;
+    spec.max = INFINITY;
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a finite number, got inf", "fields.latency_ms.max");
+    spec.max = -1;
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected max >= min (0), got -1", "fields.latency_ms.max");
+    assert_int_equal(topo->n_decls, 0); /* failed calls changed nothing */
+    spec.max = 1e7;
+    assert_int_equal(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_OK);
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "field \"latency_ms\" is declared twice", "fields.latency_ms");
+    spec = (eddy_field_spec_t){.name = "status", .type = EDDY_FIELD_INTEGER, .coerce = true};
+    assert_int_equal(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_OK);
+
+    assert_error(eddy_topology_set_max_future(topo, -1, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "a non-negative duration of at most 100 years, got -1 ms",
+                 "source.timestamp.max_future");
+    assert_error(eddy_topology_set_max_future(topo, EDDY_DURATION_MAX_MS + 1, err, sizeof(err)),
+                 EDDY_ERR_INVALID, "at most 100 years", "source.timestamp.max_future");
+    assert_int_equal(eddy_topology_max_future(topo), -1);
+    assert_int_equal(eddy_topology_set_max_future(topo, 0, err, sizeof(err)), EDDY_OK);
+    assert_int_equal(eddy_topology_max_future(topo), 0);
+
+    assert_int_equal(eddy_topology_finish(topo, err, sizeof(err)), EDDY_OK);
+    const eddy_field_rule_t *r = eddy_topology_field_rule(topo, 1); /* status */
+    assert_int_equal(r->type, EDDY_FIELD_INTEGER);
+    assert_true(r->required && r->coerce && isinf(r->min) && isinf(r->max));
+    r = eddy_topology_field_rule(topo, 2); /* latency_ms */
+    assert_int_equal(r->type, EDDY_FIELD_NUMBER);
+    assert_true(r->required && !r->coerce && r->min == 0 && r->max == 1e7);
+    spec = (eddy_field_spec_t){.name = "region", .type = EDDY_FIELD_STRING};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_STATE,
+                 "is finished", "");
+    assert_error(eddy_topology_set_max_future(topo, 1000, err, sizeof(err)), EDDY_ERR_STATE,
+                 "is finished", "");
+    eddy_topology_destroy(topo);
+
+    /* A failed finish leaves the topology open: the declaration can be fixed. */
+    topo = base_topology();
+    s = simple_store(topo, "s");
+    assert_int_equal(eddy_store_def_add_sum(s, "sum", "bytes", err, sizeof(err)), 0);
+    spec = (eddy_field_spec_t){.name = "bytes", .type = EDDY_FIELD_STRING};
+    assert_int_equal(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_OK);
+    assert_error(eddy_topology_finish(topo, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "declared string, but the field is read as a number (by a sum) at "
+                 "$.stores[0].aggregates[1].field",
+                 "fields.bytes.type");
+    assert_false(topo->finished);
+    assert_int_equal(topo->n_fields, 0);
+    topo->decls[0].type = EDDY_FIELD_INTEGER;
+    assert_int_equal(eddy_topology_finish(topo, err, sizeof(err)), EDDY_OK);
+    eddy_topology_destroy(topo);
+}
+
 /* --- windows and durations --------------------------------------------------------------- */
 
 /* The tumbling window start of ts, computed the long way. */
@@ -624,6 +706,31 @@ static void test_predicate_comparisons(void **state)
     assert_true(eval1("@timestamp > 0", num(1)));
     assert_true(eval1("`user id` == 'x'", str("x")));
     assert_true(eval1("`and` == 1", num(1)));
+}
+
+/* Which kinds of literal each field is compared with: what gives a field read
+ * only by predicates its type. */
+static void test_predicate_literals(void **state)
+{
+    char err[256];
+    eddy_predicate_t *p = eddy_predicate_parse(
+        "a == 1 or b == 'x' or (a > 2 and c == true) or d != \"y\" or d < 3", err, sizeof(err));
+    assert_non_null(p);
+    assert_int_equal(eddy_predicate_field_count(p), 4);
+    assert_int_equal(eddy_predicate_field_literals(p, 0), EDDY_PREDICATE_LIT_NUMBER);
+    assert_int_equal(eddy_predicate_field_literals(p, 1), EDDY_PREDICATE_LIT_STRING);
+    assert_int_equal(eddy_predicate_field_literals(p, 2), EDDY_PREDICATE_LIT_BOOL);
+    assert_int_equal(eddy_predicate_field_literals(p, 3),
+                     EDDY_PREDICATE_LIT_STRING | EDDY_PREDICATE_LIT_NUMBER);
+    /* Objects and arrays compare like any other type: never equal. */
+    eddy_value_t values[4] = {{.type = EDDY_VALUE_OBJECT},
+                              {.type = EDDY_VALUE_ARRAY},
+                              {.type = EDDY_VALUE_OBJECT},
+                              {.type = EDDY_VALUE_ARRAY}};
+    assert_true(eddy_predicate_eval(p, values)); /* d != "y" */
+    values[3] = (eddy_value_t){.type = EDDY_VALUE_STRING, .str = "y", .len = 1};
+    assert_false(eddy_predicate_eval(p, values));
+    eddy_predicate_destroy(p);
 }
 
 static void test_predicate_logic(void **state)
@@ -870,6 +977,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builder_builds_and_finishes),
+        cmocka_unit_test(test_field_declarations),
+        cmocka_unit_test(test_predicate_literals),
         cmocka_unit_test(test_builder_rejects),
         cmocka_unit_test(test_finish_rejects),
         cmocka_unit_test(test_default_retention),
