@@ -429,6 +429,34 @@ static void test_coerced_fields(void **state)
 #undef C4
 }
 
+/* What eddy gen makes passes the declarations of the examples it is made for
+ * (docs/events.md): 20,000 events of each kind, the bound a day ahead of them. */
+static void test_generated_events_are_valid(void **state)
+{
+    static const struct {
+        eddy_gen_kind_t kind;
+        int topo;
+    } kinds[] = {{EDDY_GEN_HTTP, 1}, {EDDY_GEN_ACTIVITY, 2}};
+    for (int k = 0; k < 2; k++) {
+        eddy_gen_model_t model;
+        eddy_gen_model_init(&model, kinds[k].kind, 1);
+        eddy_decoder_t *d = decoders[kinds[k].topo];
+        eddy_decoder_set_max_ts(d, MUTATED_T0 + 86400000);
+        char buf[EDDY_GEN_EVENT_MAX];
+        for (int i = 0; i < 20000; i++) {
+            size_t key_off, key_len;
+            size_t len =
+                eddy_gen_model_next(&model, ts_at(i), buf, sizeof(buf), &key_off, &key_len);
+            eddy_value_t values[EDDY_TOPOLOGY_MAX_FIELDS];
+            eddy_decoded_t dec;
+            const char *reason = NULL;
+            if (eddy_decode_json(d, buf, len, values, &dec, &reason))
+                fail_msg("%.*s: %s", (int)len, buf, reason);
+        }
+        eddy_decoder_set_max_ts(d, EDDY_EVENT_TIME_MAX_MS);
+    }
+}
+
 /* An event topology 0 accepts with `x` as the value of an unused member. */
 #define WITH(x) "{\"ts\":1700000000123,\"endpoint\":\"/a\",\"latency_ms\":1,\"x\":" x "}"
 #define BAD     "not valid JSON"
@@ -854,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_time_bounds),
         cmocka_unit_test(test_declared_fields),
         cmocka_unit_test(test_coerced_fields),
+        cmocka_unit_test(test_generated_events_are_valid),
         cmocka_unit_test(test_json_rules),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_depth),
