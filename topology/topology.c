@@ -5,10 +5,11 @@
  * Each builder call checks its own arguments and changes nothing when it fails;
  * what depends on several calls (retention >= size + grace, ratio references, a
  * sink that is no source) is checked per store by eddy_store_def_check() and for
- * the whole by eddy_topology_finish(), which then builds the field table and binds
- * every field reference to its slot. Every failure also records a JSON path into
- * the file format (topo->err_path), so the loader can say where the problem is.
- * Built on one thread; read-only, by any thread, once finished.
+ * the whole by eddy_topology_finish(), which then builds the field table, binds
+ * every field reference to its slot and derives each field's rule (what an event
+ * must hold there) from its uses and its declaration, refusing uses that disagree. Every failure
+ * also records a JSON path into the file format (topo->err_path), so the loader can say where the
+ * problem is. Built on one thread; read-only, by any thread, once finished.
  */
 #include "topology/topology_int.h"
 #include "engine/util.h"

@@ -5,9 +5,11 @@
  *
  * eddy_topology_finish() resolves every name once. Each event field the topology
  * reads gets one slot in the FIELD TABLE (the timestamp field is always slot 0);
- * group keys, aggregates and predicates refer to fields by slot. The engine's
- * decoder extracts only those fields of an event, into an eddy_value_t array
- * indexed by slot. A finished topology never changes and may be read by any thread
+ * group keys, aggregates and predicates refer to fields by slot, and each slot
+ * has a rule (eddy_field_rule_t: type, required, range, coercion) derived from its
+ * uses and the topology's field declarations. The engine's decoder extracts only
+ * those fields of an event, into an eddy_value_t array indexed by slot, and
+ * checks each against its rule. A finished topology never changes and may be read by any thread
  * without locks; the engine only reads finished topologies.
  */
 #ifndef EDDY_TOPOLOGY_INT_H
