@@ -14,10 +14,10 @@
  * (eddy_field_rule_t: its type, whether it must be there, a declared range, an
  * opt-in coercion of "503" to 503) and the event time against the epoch and the
  * bound set by eddy_decoder_set_max_ts(). Bad input is rejected here, not in the
- * windows: an event time that would move stream time to the year
- * 9999, or a "503" that never matches `status >= 500`, changes no store; the task
- * sends it to the dead-letter topic with the reason. Each reason is a static
- * string naming what was found and what was expected.
+ * windows: an event time that would move stream time to the year 9999, or a
+ * "503" that never matches `status >= 500`, changes no store; the task sends it
+ * to the dead-letter topic with the reason. Each reason is a static string
+ * naming what was found and what was expected.
  */
 #include "engine/decode.h"
 
