@@ -13,6 +13,8 @@
  * every store equals the independent reference (tests/support/reference.c),
  * nothing was dropped as late or deleted by retention; and no bad record moves a
  * partition's stream time (/api/health) or the time a view answers for (`at`).
+ * Then event.time.max.future.ms: with 1 h, an event 30 minutes ahead of the wall
+ * clock counts and one 2 hours ahead goes to the dead-letter topic.
  */
 #include "eddy_proc.h"
 #include "reference.h"
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define T0         1700000000000LL
 #define PARTITIONS 4
@@ -47,7 +50,8 @@ static int setup(void **state)
     fx->broker = eddy_broker_new(1, errstr, sizeof(errstr));
     if (!fx->broker ||
         eddy_broker_create_topic(fx->broker, "log-events", PARTITIONS, errstr, sizeof(errstr)) ||
-        eddy_test_create_changelogs(fx->broker, "monitoring.json", "bad", PARTITIONS))
+        eddy_test_create_changelogs(fx->broker, "monitoring.json", "bad", PARTITIONS) ||
+        eddy_test_create_changelogs(fx->broker, "monitoring.json", "soon", PARTITIONS))
         return -1;
     eddy_test_mkdtemp("bad-input", fx->state_dir, sizeof(fx->state_dir));
     return 0;
@@ -266,10 +270,86 @@ static void test_bad_records_change_nothing(void **state)
     eddy_test_run_stop(pid, SIGTERM);
 }
 
+/* event.time.max.future.ms bounds event times relative to the wall clock: with
+ * 1 h, an event 30 minutes ahead counts (and is its partition's stream time), one
+ * 2 hours ahead is a dead letter. (Another application over the same topic: the
+ * records of the test above come first and are dealt with as there.) */
+static void test_max_future_setting(void **state)
+{
+    fixture_t *fx = *state;
+    const char *bs = eddy_broker_bootstraps(fx->broker);
+    eddy_test_topic_t before;
+    assert_int_equal(eddy_test_read_topic(bs, "log-events", &before), 0);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    const int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    const int64_t soon = now_ms + 1800000, later = now_ms + 7200000;
+    char value[2][256];
+    for (int i = 0; i < 2; i++)
+        snprintf(value[i], sizeof(value[i]),
+                 "{\"ts\":%lld,\"endpoint\":\"/api/orders\",\"status\":200,\"latency_ms\":12.5,"
+                 "\"region\":\"eu-west-1\"}",
+                 (long long)(i ? later : soon));
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bs, NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("log-events"), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_VALUE(value[i], strlen(value[i])),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+
+    int port = eddy_test_free_port();
+    eddy_test_run_t run = {.bootstrap = bs,
+                           .topology = "monitoring.json",
+                           .app = "soon",
+                           .state_dir = fx->state_dir,
+                           .port = port,
+                           .extra = {"-X", "event.time.max.future.ms=3600000"}};
+    pid_t pid = eddy_test_run_start(&run);
+    json_t *h = eddy_test_wait_caught_up(port, PARTITIONS, (int64_t)before.n + 2, 60);
+    assert_int_equal(eddy_test_health_total(h, "undecodable"), (int64_t)(N_BAD * PARTITIONS) + 1);
+    json_t *p;
+    size_t j;
+    json_array_foreach(json_object_get(h, "partitions"), j, p)
+    {
+        if (json_integer_value(json_object_get(p, "partition")) == 0)
+            assert_int_equal(json_integer_value(json_object_get(p, "stream_time")), soon);
+    }
+    json_decref(h);
+    eddy_test_topic_t dlq;
+    assert_int_equal(eddy_test_read_topic(bs, "soon-dlq", &dlq), 0);
+    int seen = 0;
+    for (size_t i = 0; i < dlq.n; i++) {
+        char reason[512];
+        if (dlq.recs[i].len == strlen(value[0]) &&
+            !memcmp(dlq.recs[i].value, value[0], dlq.recs[i].len))
+            fail_msg("the event 30 minutes ahead is a dead letter");
+        if (dlq.recs[i].len != strlen(value[1]) ||
+            memcmp(dlq.recs[i].value, value[1], dlq.recs[i].len))
+            continue;
+        seen++;
+        assert_string_equal(
+            eddy_test_record_header(&dlq.recs[i], "eddy.error.reason", reason, sizeof(reason)),
+            "the timestamp is too far in the future: beyond the wall clock plus max_future "
+            "(field 'ts')");
+    }
+    assert_int_equal(seen, 1);
+    eddy_test_topic_free(&dlq);
+    eddy_test_topic_free(&before);
+    eddy_test_run_stop(pid, SIGTERM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_records_change_nothing),
+        cmocka_unit_test(test_max_future_setting),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
