@@ -429,6 +429,30 @@ static void test_coerced_fields(void **state)
 #undef C4
 }
 
+/* A coerced string is unescaped into the decoder's scratch, and a number token of
+ * 64 bytes or more is copied after the values there for strtod: the scratch of a
+ * fresh decoder must hold both for the first record it sees (ASan checks). */
+static void test_scratch_for_coerced(void **state)
+{
+    char json[512], digits[200];
+    memset(digits, '0', sizeof(digits) - 1);
+    digits[sizeof(digits) - 1] = '\0';
+    snprintf(
+        json, sizeof(json),
+        "{\"ts\":1705314600123,\"method\":\"GET\",\"flag\":true,\"latency_ms\":\"\\u0031%s.5\"}",
+        digits);
+    eddy_decoder_t *fresh = eddy_decoder_new(topos[4]);
+    assert_non_null(fresh);
+    eddy_value_t values[EDDY_TOPOLOGY_MAX_FIELDS];
+    eddy_decoded_t dec;
+    const char *reason = NULL;
+    assert_int_equal(eddy_decode_json(fresh, json, strlen(json), values, &dec, &reason), EDDY_OK);
+    int l = eddy_topology_field_index(topos[4], "latency_ms");
+    assert_int_equal(values[l].type, EDDY_VALUE_NUMBER);
+    assert_true(values[l].num == 1e199 + 0.5 || values[l].num == 1e199);
+    eddy_decoder_destroy(fresh);
+}
+
 /* What eddy gen makes passes the declarations of the examples it is made for
  * (docs/events.md): 20,000 events of each kind, the bound a day ahead of them. */
 static void test_generated_events_are_valid(void **state)
@@ -882,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_time_bounds),
         cmocka_unit_test(test_declared_fields),
         cmocka_unit_test(test_coerced_fields),
+        cmocka_unit_test(test_scratch_for_coerced),
         cmocka_unit_test(test_generated_events_are_valid),
         cmocka_unit_test(test_json_rules),
         cmocka_unit_test(test_values),
