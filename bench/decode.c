@@ -45,9 +45,10 @@ static size_t pass(const events_t *ev, const eddy_topology_t *topo, eddy_decoder
         eddy_decoded_t dec;
         const char *reason;
         json_t *root = NULL;
-        eddy_err_t err =
-            reference ? eddy_decode_json_reference(topo, buf, len, values, &dec, &root, &reason)
-                      : eddy_decode_json(decoder, buf, len, values, &dec, &reason);
+        eddy_err_t err = reference
+                             ? eddy_decode_json_reference(topo, eddy_decoder_max_ts(decoder), buf,
+                                                          len, values, &dec, &root, &reason)
+                             : eddy_decode_json(decoder, buf, len, values, &dec, &reason);
         if (!err) {
             ok++;
             *sink += (double)dec.ts + values[1].num + (double)values[2].len;

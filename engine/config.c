@@ -68,6 +68,9 @@ static const key_def_t keys[] = {
      "how long a query waits for a peer instance's partials, ms (10..600000)"},
     {"http.static.dir", T_STR, OFF(http_static_dir), 0, 0,
      "directory of the dashboard's files served at /; empty = the built ui/dist, off = none"},
+    {"event.time.max.future.ms", T_INT, OFF(event_time_max_future_ms), 0, EDDY_DURATION_MAX_MS,
+     "how far an event time may be ahead of the wall clock, ms (0..3153600000000); a topology's "
+     "source.timestamp.max_future wins"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -94,6 +97,7 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->instances_heartbeat_ms = 2000;
     cfg->peer_timeout_ms = 500;
     cfg->http_static_dir = strdup("");
+    cfg->event_time_max_future_ms = EDDY_MAX_FUTURE_DEFAULT_MS;
 }
 
 void eddy_config_free(eddy_config_t *cfg)

@@ -10,8 +10,14 @@
  * last value, and one NUL byte right after a number or a literal is skipped (its
  * lexer loses a pushed-back NUL).
  *
- * Absurd timestamps are rejected here, not in the windows: an event time before
- * 1970 or after 9999 is "bad input" (DESIGN.md §2), counted and skipped.
+ * Then every field is checked against the rule the topology derived for it
+ * (eddy_field_rule_t: its type, whether it must be there, a declared range, an
+ * opt-in coercion of "503" to 503) and the event time against the epoch and the
+ * bound set by eddy_decoder_set_max_ts(). Bad input is rejected here, not in the
+ * windows: an event time that would move stream time to the year 9999, or a
+ * "503" that never matches `status >= 500`, changes no store; the task sends it
+ * to the dead-letter topic with the reason. Each reason is a static string
+ * naming what was found and what was expected.
  */
 #include "engine/decode.h"
 
@@ -23,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TS    253402300799999LL     /* 9999-12-31T23:59:59.999Z */
 #define MAX_DEPTH 2048                  /* jansson's JSON_PARSER_MAX_DEPTH */
 #define ONES      0x0101010101010101ULL /* one in each byte of a word */
 
@@ -104,8 +109,9 @@ struct eddy_decoder_s {
                                                     the slots whose name has l bytes */
     uint8_t sorted[EDDY_TOPOLOGY_MAX_FIELDS];    /* slots ordered by name length */
     char *scratch;                               /* unescaped strings, number copies */
-    size_t scratch_cap;                          /* its size, >= record length + 64 */
+    size_t scratch_cap;                          /* its size, >= 2 * record length + 64 */
     size_t scratch_used;                         /* taken by the current decode's values */
+    int64_t max_ts;                              /* the latest event time accepted */
 };
 
 /* The scanner's position in one record. */
@@ -135,7 +141,9 @@ eddy_decoder_t *eddy_decoder_new(const eddy_topology_t *topo)
     if (!decoder)
         return NULL;
     decoder->topo = topo;
+    decoder->max_ts = EDDY_EVENT_TIME_MAX_MS;
     decoder->n_fields = eddy_topology_field_count(topo);
+    assert(eddy_topology_timestamp_field(topo) == 0);
     assert(decoder->n_fields <= EDDY_TOPOLOGY_MAX_FIELDS);
     /* A counting sort by name length: a key is compared only with the names of
      * its own length. */
@@ -161,6 +169,16 @@ void eddy_decoder_destroy(eddy_decoder_t *decoder)
         return;
     free(decoder->scratch);
     free(decoder);
+}
+
+void eddy_decoder_set_max_ts(eddy_decoder_t *decoder, int64_t max_ts)
+{
+    decoder->max_ts = max_ts < EDDY_EVENT_TIME_MAX_MS ? max_ts : EDDY_EVENT_TIME_MAX_MS;
+}
+
+int64_t eddy_decoder_max_ts(const eddy_decoder_t *decoder)
+{
+    return decoder->max_ts;
 }
 
 static int field_slot(const eddy_decoder_t *decoder, const char *key, size_t len)
@@ -465,8 +483,9 @@ static bool number_strtod(scan_t *s, const number_t *num, double *out)
     char small[64];
     char *copy = small;
     if (num->len >= sizeof(small)) {
-        /* The scratch has room: the record's length + 64 minus the values so far,
-         * which come from other bytes of the record. */
+        /* The scratch has room: twice the record's length + 64 minus the values so
+         * far, which come from other bytes of the record (the token itself may be
+         * one of those values: a string coerced to a number). */
         copy = s->decoder->scratch + s->decoder->scratch_used;
     }
     memcpy(copy, num->start, num->len);
@@ -624,7 +643,7 @@ next:
 }
 
 /* A member of the record that the topology reads: its value into *v (objects and
- * arrays are validated and count as missing). */
+ * arrays are validated, and only their type is kept). */
 static bool extract_value(scan_t *s, eddy_value_t *v)
 {
     eddy_decoder_t *decoder = s->decoder;
@@ -655,7 +674,7 @@ static bool extract_value(scan_t *s, eddy_value_t *v)
         return scan_literal(s, v);
     case '{':
     case '[':
-        v->type = EDDY_VALUE_MISSING;
+        v->type = *s->p == '{' ? EDDY_VALUE_OBJECT : EDDY_VALUE_ARRAY;
         return skip_value(s, 2);
     default:
         if (*s->p != '-' && !is_digit(*s->p))
@@ -717,16 +736,152 @@ static bool scan_record(scan_t *s, eddy_value_t *values)
     }
 }
 
+/* --- the checks ------------------------------------------------------------------- */
+
+/* What a reason says was expected besides eddy_field_type_t's: the timestamp in
+ * each of its formats. */
+enum { EXPECT_EPOCH_MS = 5, EXPECT_ISO8601 = 6, EXPECT_AUTO = 7, EXPECT_COUNT = 8 };
+
+#define EXPECTING(found)                                                                           \
+    {                                                                                              \
+        found "; expected a string, number or boolean", found "; expected a number",               \
+            found "; expected a whole number", found "; expected a string",                        \
+            found "; expected true or false", found "; expected epoch milliseconds (a number)",    \
+            found "; expected an ISO-8601 time (a string)",                                        \
+            found "; expected epoch milliseconds or an ISO-8601 time"                              \
+    }
+
+/* The reason for a value of the wrong type, by what it is and what was expected. */
+static const char *const wrong_type[EDDY_VALUE_TYPE_COUNT][EXPECT_COUNT] = {
+    [EDDY_VALUE_MISSING] = EXPECTING("the field is missing"),
+    [EDDY_VALUE_NULL] = EXPECTING("the field is null"),
+    [EDDY_VALUE_NUMBER] = EXPECTING("the field holds a number"),
+    [EDDY_VALUE_STRING] = EXPECTING("the field holds a string"),
+    [EDDY_VALUE_BOOL] = EXPECTING("the field holds a boolean"),
+    [EDDY_VALUE_OBJECT] = EXPECTING("the field holds an object"),
+    [EDDY_VALUE_ARRAY] = EXPECTING("the field holds an array"),
+};
+
+#define BIT(t) (1u << (t))
+/* The value types each field type takes as they are. */
+static const unsigned takes[] = {
+    [EDDY_FIELD_ANY] = BIT(EDDY_VALUE_NUMBER) | BIT(EDDY_VALUE_STRING) | BIT(EDDY_VALUE_BOOL),
+    [EDDY_FIELD_NUMBER] = BIT(EDDY_VALUE_NUMBER),
+    [EDDY_FIELD_INTEGER] = BIT(EDDY_VALUE_NUMBER),
+    [EDDY_FIELD_STRING] = BIT(EDDY_VALUE_STRING),
+    [EDDY_FIELD_BOOL] = BIT(EDDY_VALUE_BOOL),
+};
+
+/* A string value that is a JSON number and nothing else ("503", "-1.5e3"; not
+ * " 503", "0x1f" or "1e999") becomes that number, converted as a number in the
+ * record is; false if it is not one. */
+static bool coerce_number(eddy_decoder_t *decoder, eddy_value_t *v)
+{
+    scan_t s = {.p = (const unsigned char *)v->str,
+                .end = (const unsigned char *)v->str + v->len,
+                .decoder = decoder};
+    number_t num;
+    double d;
+    if (s.p == s.end || (*s.p != '-' && !is_digit(*s.p)) || !scan_number(&s, &num) ||
+        s.p != s.end || !number_value(&s, &num, true, &d))
+        return false;
+    v->type = EDDY_VALUE_NUMBER;
+    v->num = d;
+    return true;
+}
+
+/* The event time: a number of epoch ms or an ISO-8601 string as the format says,
+ * from the epoch to decoder->max_ts. */
+static const char *check_time(const eddy_decoder_t *decoder, const eddy_value_t *tv, int64_t *ts)
+{
+    eddy_ts_format_t fmt = eddy_topology_timestamp_format(decoder->topo);
+    if (tv->type == EDDY_VALUE_NUMBER && fmt != EDDY_TS_ISO8601) {
+        if (!(tv->num >= 0))
+            return "the timestamp is before the epoch, 1970-01-01T00:00:00Z";
+        if (tv->num > (double)decoder->max_ts)
+            return "the timestamp is too far in the future: beyond the wall clock plus max_future";
+        if (tv->num != floor(tv->num))
+            return "the timestamp is not a whole number of milliseconds";
+        *ts = (int64_t)tv->num;
+        return NULL;
+    }
+    if (tv->type == EDDY_VALUE_STRING && fmt != EDDY_TS_EPOCH_MS) {
+        if (!eddy_parse_iso8601(tv->str, tv->len, ts))
+            return "the timestamp is not an ISO-8601 UTC time such as 2024-01-15T10:30:00.123Z";
+        if (*ts < 0)
+            return "the timestamp is before the epoch, 1970-01-01T00:00:00Z";
+        if (*ts > decoder->max_ts)
+            return "the timestamp is too far in the future: beyond the wall clock plus max_future";
+        return NULL;
+    }
+    int expect = fmt == EDDY_TS_EPOCH_MS  ? EXPECT_EPOCH_MS
+                 : fmt == EDDY_TS_ISO8601 ? EXPECT_ISO8601
+                                          : EXPECT_AUTO;
+    return wrong_type[tv->type][expect];
+}
+
+/* Every field holds what the topology needs of it; otherwise the whole event is
+ * unusable (counting it in some stores and not others would make the stores
+ * disagree). The timestamp (slot 0) first, then the slots in order. */
+static eddy_err_t check_fields(eddy_decoder_t *decoder, eddy_value_t *values, eddy_decoded_t *dec,
+                               const char **reason)
+{
+    const eddy_topology_t *topo = decoder->topo;
+    const size_t n = decoder->n_fields;
+    if ((*reason = check_time(decoder, &values[0], &dec->ts))) {
+        dec->bad_field = 0;
+        return EDDY_ERR_INVALID;
+    }
+    for (size_t i = 1; i < n; i++) {
+        const eddy_field_rule_t *r = &topo->field_rules[i];
+        eddy_value_t *v = &values[i];
+        eddy_value_type_t t = v->type;
+        if (!(takes[r->type] & BIT(t))) {
+            if (t == EDDY_VALUE_MISSING || t == EDDY_VALUE_NULL) {
+                if (!r->required)
+                    continue; /* no value: a predicate's comparisons with it are false */
+                *reason = wrong_type[t][r->type];
+            } else if (t == EDDY_VALUE_STRING && r->coerce) {
+                if (coerce_number(decoder, v))
+                    goto number;
+                *reason = r->type == EDDY_FIELD_INTEGER
+                              ? "the field holds a string that is not a JSON number; expected a "
+                                "whole number"
+                              : "the field holds a string that is not a JSON number; expected a "
+                                "number";
+            } else {
+                *reason = wrong_type[t][r->type];
+            }
+            dec->bad_field = (int)i;
+            return EDDY_ERR_INVALID;
+        }
+        if (t != EDDY_VALUE_NUMBER)
+            continue;
+    number:
+        if (r->type == EDDY_FIELD_INTEGER && v->num != floor(v->num))
+            *reason = "the field holds a fractional number; expected a whole number";
+        else if (!(v->num >= r->min && v->num <= r->max))
+            *reason = "the field holds a number outside its declared range";
+        else
+            continue;
+        dec->bad_field = (int)i;
+        return EDDY_ERR_INVALID;
+    }
+    return EDDY_OK;
+}
+
 eddy_err_t eddy_decode_json(eddy_decoder_t *decoder, const void *buf, size_t len,
                             eddy_value_t *values, eddy_decoded_t *dec, const char **reason)
 {
     dec->bad_field = -1;
     /* Unescaped strings are never longer than their source and come from distinct
-     * bytes of the record, so record length + 64 bytes of scratch hold all of one
-     * decode's values plus one key or number copy: pointers into the scratch stay
-     * valid for the whole decode. */
-    if (decoder->scratch_cap < len + 64) {
-        size_t cap = decoder->scratch_cap * 2 > len + 64 ? decoder->scratch_cap * 2 : len + 64;
+     * bytes of the record, so 2 * record length + 64 bytes of scratch hold all of
+     * one decode's values plus one key or number copy (a number copied from one of
+     * those values, too): pointers into the scratch stay valid for the whole
+     * decode. */
+    size_t need = 2 * len + 64;
+    if (decoder->scratch_cap < need) {
+        size_t cap = decoder->scratch_cap * 2 > need ? decoder->scratch_cap * 2 : need;
         char *scratch = realloc(decoder->scratch, cap);
         if (!scratch) {
             *reason = "out of memory";
@@ -764,61 +919,5 @@ eddy_err_t eddy_decode_json(eddy_decoder_t *decoder, const void *buf, size_t len
         *reason = "not a JSON object";
         return EDDY_ERR_INVALID;
     }
-    return eddy_decode_check_fields(decoder->topo, values, dec, reason);
-}
-
-eddy_err_t eddy_decode_check_fields(const eddy_topology_t *topo, const eddy_value_t *values,
-                                    eddy_decoded_t *dec, const char **reason)
-{
-    size_t n = eddy_topology_field_count(topo);
-    /* Every field the topology uses must hold what it is used for; otherwise the
-     * whole event is unusable (counting it in some stores and not others would
-     * make the stores disagree). */
-    for (size_t i = 0; i < n; i++) {
-        eddy_value_type_t t = values[i].type;
-        switch (topo->field_needs[i]) {
-        case EDDY_FIELD_NUMBER:
-            if (t != EDDY_VALUE_NUMBER) {
-                *reason = t == EDDY_VALUE_MISSING ? "a numeric field is missing"
-                                                  : "a numeric field holds something else";
-                dec->bad_field = (int)i;
-                goto bad;
-            }
-            break;
-        case EDDY_FIELD_SCALAR:
-            if (t != EDDY_VALUE_NUMBER && t != EDDY_VALUE_STRING && t != EDDY_VALUE_BOOL) {
-                *reason = t == EDDY_VALUE_MISSING ? "a field is missing"
-                                                  : "a field is null, an object or an array";
-                dec->bad_field = (int)i;
-                goto bad;
-            }
-            break;
-        case EDDY_FIELD_ANY:
-            break;
-        }
-    }
-    const eddy_value_t *tv = &values[eddy_topology_timestamp_field(topo)];
-    dec->bad_field = eddy_topology_timestamp_field(topo);
-    eddy_ts_format_t fmt = eddy_topology_timestamp_format(topo);
-    int64_t ts;
-    if (tv->type == EDDY_VALUE_NUMBER && fmt != EDDY_TS_ISO8601) {
-        if (!(tv->num >= 0 && tv->num <= (double)MAX_TS) || tv->num != floor(tv->num)) {
-            *reason = "timestamp is not epoch milliseconds between 1970 and 9999";
-            goto bad;
-        }
-        ts = (int64_t)tv->num;
-    } else if (tv->type == EDDY_VALUE_STRING && fmt != EDDY_TS_EPOCH_MS) {
-        if (!eddy_parse_iso8601(tv->str, tv->len, &ts) || ts < 0 || ts > MAX_TS) {
-            *reason = "timestamp is not an ISO-8601 UTC time between 1970 and 9999";
-            goto bad;
-        }
-    } else {
-        *reason = tv->type == EDDY_VALUE_MISSING ? "timestamp field is missing"
-                                                 : "timestamp field has the wrong type";
-        goto bad;
-    }
-    dec->ts = ts;
-    return EDDY_OK;
-bad:
-    return EDDY_ERR_INVALID;
+    return check_fields(decoder, values, dec, reason);
 }

@@ -866,6 +866,14 @@ static void *thread_main(void *arg)
              * rebalance callback may run in here; each record is checked against
              * the tasks as they are after it. */
             ssize_t n = eddy_kafka_consume_batch(st->queue, timeout_ms, msgs, BATCH_MAX);
+            /* The wall clock bounds event times (event.time.max.future.ms): read
+             * once per batch, not per record. A batch takes milliseconds, nothing
+             * against a bound of hours. That the bound moves between batches is
+             * fine: a record refused as "too far in the future" now and read again
+             * after a rollback may be accepted then, but only a committed decision
+             * counts, and each record's decision is committed exactly once, with
+             * the offsets that passed it. */
+            const int64_t now_ms = n > 0 ? eddy_now_ms() : 0;
             for (ssize_t i = 0; i < n; i++) {
                 rd_kafka_message_t *msg = msgs[i];
                 if (!msg->err) {
@@ -877,7 +885,7 @@ static void *thread_main(void *arg)
                         int64_t next = eddy_task_next_offset(st->tasks[p]);
                         if (msg->offset > (next > 0 ? next : 0) + 1)
                             check_gap(st, p, next > 0 ? next : 0, msg->offset);
-                        eddy_task_process(st->tasks[p], msg);
+                        eddy_task_process(st->tasks[p], msg, now_ms);
                     }
                 } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     eddy_log_warn("consumer: %s", rd_kafka_message_errstr(msg));

@@ -101,6 +101,8 @@ struct eddy_task_s {
     size_t n_stores;                               /* used */
     eddy_value_t values[EDDY_TOPOLOGY_MAX_FIELDS]; /* the current event's fields */
     eddy_decoder_t *decoder;                       /* decodes records into values */
+    int64_t max_future_ms;                         /* event times this far ahead of the
+                                                      wall clock are bad input */
     uint8_t *buf;                                  /* serialization buffer */
     size_t buf_cap;                                /* its size */
     eddy_statedb_batch_t *flush_batch;             /* batch of the flush in progress */
@@ -269,6 +271,9 @@ eddy_task_t *eddy_task_new(eddy_runtime_t *rt, int32_t partition, int thread_ind
     task->keys = malloc((task->n_stores ? task->n_stores : 1) * MAX_KEY);
     task->restore_batch = eddy_statedb_batch_new_sorted();
     task->decoder = eddy_decoder_new(rt->topo);
+    task->max_future_ms = eddy_topology_max_future(rt->topo) >= 0
+                              ? eddy_topology_max_future(rt->topo)
+                              : rt->cfg->event_time_max_future_ms;
     if (!task->buf || !task->keys || !task->restore_batch || !task->decoder ||
         load_positions(task, errstr, errstr_size) != EDDY_OK) {
         eddy_task_destroy(task);
@@ -454,7 +459,7 @@ static void note_dead_letter(eddy_task_t *task, const rd_kafka_message_t *msg, c
                       task->partition);
 }
 
-void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
+void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t now_ms)
 {
     /* After a seek or a rollback the consumer may hand back records the task's
      * state already holds: each input offset is counted once. */
@@ -465,12 +470,10 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
 
     eddy_decoded_t dec;
     const char *reason = NULL;
+    eddy_decoder_set_max_ts(task->decoder, now_ms + task->max_future_ms);
     if (eddy_decode_json(task->decoder, msg->payload, msg->len, task->values, &dec, &reason)) {
         note_dead_letter(task, msg, reason, dec.bad_field);
         return;
-    }
-    if (dec.ts > task->stream_time) {
-        task->stream_time = dec.ts;
     }
     /* Every store's key first: a record too big for one store goes to no store. */
     size_t key_lens[EDDY_TOPOLOGY_MAX_STORES];
@@ -481,6 +484,12 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg)
             note_dead_letter(task, msg, "the group key is longer than 1024 bytes", -1);
             return;
         }
+    /* Only a record that goes to the stores moves stream time, and only a valid
+     * event time gets here: never before 1970, never further ahead of the wall
+     * clock than max_future (a record stamped 9999 would otherwise move stream
+     * time there, close every window and let retention delete them). */
+    if (dec.ts > task->stream_time)
+        task->stream_time = dec.ts;
     int64_t starts[EDDY_WINDOWS_PER_EVENT_MAX];
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];

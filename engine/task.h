@@ -40,8 +40,10 @@ size_t eddy_task_store_count(const eddy_task_t *task);
 
 /** Processes one record of the task's partition (RUNNING). Never fails: a record
  *  that cannot be decoded is counted and logged with its topic/partition/offset;
- *  a record below the task's position is ignored. */
-void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg);
+ *  a record below the task's position is ignored. `now_ms` is the wall clock (read
+ *  once per batch by the caller): event times more than the topology's
+ *  max_future (else event.time.max.future.ms) ahead of it are bad input. */
+void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t now_ms);
 
 /** Adds the dirty windows to `batch` and produces them with `rk` to the
  *  changelogs, followed by one marker per store if the task moved; `*written`

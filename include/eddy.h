@@ -14,6 +14,7 @@
 #ifndef EDDY_H
 #define EDDY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,6 +89,38 @@ eddy_err_t eddy_topology_add_source_topic(eddy_topology_t *topo, const char *top
 /** Names the field holding each event's time; calling it again replaces it. */
 eddy_err_t eddy_topology_set_timestamp(eddy_topology_t *topo, const char *field,
                                        eddy_ts_format_t format, char *errstr, size_t errstr_size);
+
+/** How far (ms, 0 to 100 years) an event time may be ahead of the wall clock;
+ *  events further ahead are bad input. Without this call eddy run's
+ *  event.time.max.future.ms applies (default 1 day). */
+eddy_err_t eddy_topology_set_max_future(eddy_topology_t *topo, int64_t max_future_ms, char *errstr,
+                                        size_t errstr_size);
+
+/** What a declared event field must hold (docs/topology.md, "Fields"). */
+typedef enum eddy_field_type_e {
+    EDDY_FIELD_ANY = 0,     /**< a string, number or boolean (what an undeclared group key takes) */
+    EDDY_FIELD_NUMBER = 1,  /**< a JSON number */
+    EDDY_FIELD_INTEGER = 2, /**< a JSON number without a fraction (500 or 500.0, not 500.5) */
+    EDDY_FIELD_STRING = 3,  /**< a JSON string */
+    EDDY_FIELD_BOOL = 4,    /**< true or false */
+} eddy_field_type_t;
+
+/** A field declaration as eddy_topology_declare_field() takes it. */
+typedef struct eddy_field_spec_s {
+    const char *name;       /**< a top-level key of the event that the topology reads */
+    eddy_field_type_t type; /**< NUMBER, INTEGER, STRING or BOOL */
+    bool coerce;            /**< NUMBER, INTEGER: a string that is a whole JSON number ("503")
+                                 is read as that number */
+    bool has_min, has_max;  /**< NUMBER, INTEGER: a bound is declared */
+    double min, max;        /**< the valid range, inclusive, finite; min <= max */
+} eddy_field_spec_t;
+
+/** Declares what a field must hold, on top of what its uses need (a declared type
+ *  must agree with them: a summed field is a number). Events that do not meet it
+ *  are bad input. The field must be read by the topology (checked by finish); the
+ *  timestamp field is declared by eddy_topology_set_timestamp() instead. */
+eddy_err_t eddy_topology_declare_field(eddy_topology_t *topo, const eddy_field_spec_t *spec,
+                                       char *errstr, size_t errstr_size);
 
 /** Adds a store named `name` (1 to 64 letters, digits, '_' or '-'; unique), with
  *  no window and no aggregate yet. NULL with errstr filled on failure. */
@@ -204,9 +237,10 @@ eddy_err_t eddy_topology_add_view(eddy_topology_t *topo, const eddy_view_spec_t 
                                   size_t errstr_size);
 
 /** Checks the whole topology (a source, a timestamp, every store with a window and
- *  aggregates, retention >= size + grace, ratio references, sinks, views) and builds its
- *  field table. On success the topology is frozen: builder calls then fail with
- *  EDDY_ERR_STATE. Calling it again on a finished topology returns EDDY_OK. */
+ *  aggregates, retention >= size + grace, ratio references, sinks, views, field
+ *  declarations and uses that agree on each field's type) and builds its field table. On success
+ * the topology is frozen: builder calls then fail with EDDY_ERR_STATE. Calling it again on a
+ * finished topology returns EDDY_OK. */
 eddy_err_t eddy_topology_finish(eddy_topology_t *topo, char *errstr, size_t errstr_size);
 
 /** Loads and finishes a topology file (docs/topology.md). Errors name the file, the

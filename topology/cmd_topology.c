@@ -9,6 +9,7 @@
 #include "topology/topology_int.h"
 #include "topology/topology_json.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,23 +107,43 @@ static void describe_text(const eddy_topology_t *topo)
         else
             printf("none (served by queries only)\n");
     }
-    static const char *const use_names[] = {"timestamp", "group_by", "numeric", "distinct",
-                                            "predicate"};
-    int width = 4;
-    for (size_t i = 0; i < topo->n_fields; i++)
+    static const char *const use_names[EDDY_FIELD_USE_COUNT] = {"timestamp", "group_by", "numeric",
+                                                                "distinct", "predicate"};
+    int width = 4, uses_width = 7;
+    char uses[EDDY_TOPOLOGY_MAX_FIELDS][64];
+    for (size_t i = 0; i < topo->n_fields; i++) {
         if ((int)strlen(topo->fields[i]) > width)
             width = (int)strlen(topo->fields[i]);
+        size_t n = 0;
+        uses[i][0] = '\0';
+        for (unsigned b = 0; b < EDDY_FIELD_USE_COUNT; b++)
+            if (topo->field_uses[i] & (1u << b))
+                n += (size_t)snprintf(uses[i] + n, sizeof(uses[i]) - n, "%s%s", n ? ", " : "",
+                                      use_names[b]);
+        if ((int)n > uses_width)
+            uses_width = (int)n;
+    }
     printf("\nfields read from each event (%zu):\n", topo->n_fields);
-    printf("  slot  %-*s  need    used by\n", width, "name");
+    printf("  slot  %-*s  need     %-*s  valid\n", width, "name", uses_width, "used by");
     for (size_t i = 0; i < topo->n_fields; i++) {
-        printf("  %-4zu  %-*s  %-6s  ", i, width, topo->fields[i],
-               eddy_field_need_name(topo->field_needs[i]));
-        const char *sep = "";
-        for (unsigned b = 0; b < 5; b++)
-            if (topo->field_uses[i] & (1u << b)) {
-                printf("%s%s", sep, use_names[b]);
-                sep = ", ";
-            }
+        const eddy_field_rule_t *r = &topo->field_rules[i];
+        printf("  %-4zu  %-*s  %-7s  %-*s  %s", i, width, topo->fields[i],
+               eddy_field_type_name(r->type), uses_width, uses[i],
+               r->required ? "required" : "optional (absent or null: no value)");
+        if (isfinite(r->min) && isfinite(r->max))
+            printf("; %.15g to %.15g", r->min, r->max);
+        else if (isfinite(r->min))
+            printf("; at least %.15g", r->min);
+        else if (isfinite(r->max))
+            printf("; at most %.15g", r->max);
+        if (r->coerce)
+            printf("; a string holding a number counts as it");
+        if ((int)i == topo->ts_field) {
+            char ahead[48] = "event.time.max.future.ms";
+            if (topo->ts_max_future_ms >= 0)
+                eddy_duration_format(topo->ts_max_future_ms, ahead, sizeof(ahead));
+            printf("; from 1970 to the wall clock + %s", ahead);
+        }
         printf("\n");
     }
     if (topo->n_views)

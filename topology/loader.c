@@ -237,7 +237,7 @@ static eddy_err_t as_enum(loader_t *ld, json_t *v, const char *path, const char 
 
 static eddy_err_t load_timestamp(loader_t *ld, json_t *ts, const char *path)
 {
-    static const char *const keys[] = {"field", "format", NULL};
+    static const char *const keys[] = {"field", "format", "max_future", NULL};
     static const char *const formats[] = {"epoch_ms", "iso8601", "auto"};
     char msg[MSG_MAX], kp[PATH_MAX_LEN];
     const char *field;
@@ -260,6 +260,14 @@ static eddy_err_t load_timestamp(loader_t *ld, json_t *ts, const char *path)
     if ((err = eddy_topology_set_timestamp(ld->topo, field, (eddy_ts_format_t)format, msg,
                                            sizeof(msg))))
         return fail_builder(ld, err, NULL, msg);
+    if ((v = json_object_get(ts, "max_future"))) {
+        int64_t ms;
+        join(kp, sizeof(kp), path, "max_future");
+        if ((err = as_duration(ld, v, kp, &ms)))
+            return err;
+        if ((err = eddy_topology_set_max_future(ld->topo, ms, msg, sizeof(msg))))
+            return fail_builder(ld, err, kp, msg);
+    }
     return EDDY_OK;
 }
 
@@ -590,6 +598,76 @@ static eddy_err_t load_store(loader_t *ld, json_t *st, const char *path)
     return EDDY_OK;
 }
 
+/* --- fields ----------------------------------------------------------------------------- */
+
+/* A number at path (a bound of a range). */
+static eddy_err_t as_number(loader_t *ld, json_t *v, const char *path, double *out)
+{
+    char got[80];
+    if (!json_is_number(v))
+        return fail(ld, path, "expected a number, got %s", show(v, got, sizeof(got)));
+    *out = json_number_value(v);
+    return EDDY_OK;
+}
+
+static eddy_err_t load_field(loader_t *ld, const char *name, json_t *f, const char *path)
+{
+    static const char *const keys[] = {"type", "coerce", "min", "max", NULL};
+    static const char *const types[] = {"number", "integer", "string", "boolean"};
+    char msg[MSG_MAX], kp[PATH_MAX_LEN], got[80];
+    eddy_field_spec_t spec = {.name = name};
+    eddy_err_t err;
+    json_t *v;
+    int type;
+    if ((err = as_object(ld, f, path, "{\"type\": \"number\", \"min\": 0}")) ||
+        (err = check_keys(ld, f, path, "a field declaration", keys)) ||
+        (err =
+             get(ld, f, path, "type", "\"number\", \"integer\", \"string\" or \"boolean\"", &v)) ||
+        (err = as_enum(ld, v, join(kp, sizeof(kp), path, "type"), types, 4, &type)))
+        return err;
+    spec.type = (eddy_field_type_t)(EDDY_FIELD_NUMBER + type);
+    if ((v = json_object_get(f, "coerce"))) {
+        if (!json_is_boolean(v))
+            return fail(ld, join(kp, sizeof(kp), path, "coerce"),
+                        "expected true (read a string such as \"503\" as the number 503) or "
+                        "false, got %s",
+                        show(v, got, sizeof(got)));
+        spec.coerce = json_is_true(v);
+    }
+    if ((v = json_object_get(f, "min"))) {
+        if ((err = as_number(ld, v, join(kp, sizeof(kp), path, "min"), &spec.min)))
+            return err;
+        spec.has_min = true;
+    }
+    if ((v = json_object_get(f, "max"))) {
+        if ((err = as_number(ld, v, join(kp, sizeof(kp), path, "max"), &spec.max)))
+            return err;
+        spec.has_max = true;
+    }
+    if ((err = eddy_topology_declare_field(ld->topo, &spec, msg, sizeof(msg))))
+        return fail_builder(ld, err, NULL, msg);
+    return EDDY_OK;
+}
+
+static eddy_err_t load_fields(loader_t *ld, json_t *fields)
+{
+    char kp[PATH_MAX_LEN], got[80];
+    eddy_err_t err;
+    if (!json_is_object(fields))
+        return fail(ld, "$.fields",
+                    "expected an object of field declarations by name, such as {\"latency_ms\": "
+                    "{\"type\": \"number\", \"min\": 0}}, got %s",
+                    show(fields, got, sizeof(got)));
+    const char *name;
+    json_t *f;
+    json_object_foreach(fields, name, f)
+    {
+        if ((err = load_field(ld, name, f, join(kp, sizeof(kp), "$.fields", name))))
+            return err;
+    }
+    return EDDY_OK;
+}
+
 /* --- views ------------------------------------------------------------------------------ */
 
 static eddy_err_t load_view(loader_t *ld, const char *name, json_t *v, const char *path)
@@ -702,7 +780,8 @@ static eddy_err_t load_views(loader_t *ld, json_t *views)
 
 static eddy_err_t load_root(loader_t *ld, json_t *root)
 {
-    static const char *const keys[] = {"name", "description", "source", "stores", "views", NULL};
+    static const char *const keys[] = {"name",   "description", "source", "fields",
+                                       "stores", "views",       NULL};
     char msg[MSG_MAX], kp[PATH_MAX_LEN], got[80];
     eddy_err_t err;
     const char *name, *description;
@@ -721,7 +800,11 @@ static eddy_err_t load_root(loader_t *ld, json_t *root)
         return fail_builder(ld, err, "$.description", msg);
     if ((err = get(ld, root, "$", "source",
                    "an object such as {\"topic\": \"log-events\", \"timestamp\": {...}}", &v)) ||
-        (err = load_source(ld, v)) || (err = get(ld, root, "$", "stores", "a list of stores", &v)))
+        (err = load_source(ld, v)))
+        return err;
+    if ((v = json_object_get(root, "fields")) && (err = load_fields(ld, v)))
+        return err;
+    if ((err = get(ld, root, "$", "stores", "a list of stores", &v)))
         return err;
     join(kp, sizeof(kp), "$", "stores");
     if (!json_is_array(v) || json_array_size(v) == 0)

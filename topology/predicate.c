@@ -451,6 +451,18 @@ const char *eddy_predicate_field_name(const eddy_predicate_t *pred, size_t i)
     return pred->names[i];
 }
 
+unsigned eddy_predicate_field_literals(const eddy_predicate_t *pred, size_t i)
+{
+    static const unsigned bits[] = {[LIT_NUMBER] = EDDY_PREDICATE_LIT_NUMBER,
+                                    [LIT_STRING] = EDDY_PREDICATE_LIT_STRING,
+                                    [LIT_BOOL] = EDDY_PREDICATE_LIT_BOOL};
+    unsigned lits = 0;
+    for (int k = 0; k < pred->n_nodes; k++)
+        if (pred->nodes[k].kind == NODE_CMP && pred->nodes[k].name == (int)i)
+            lits |= bits[pred->nodes[k].lit];
+    return lits;
+}
+
 void eddy_predicate_bind(eddy_predicate_t *pred, size_t i, int slot)
 {
     for (int k = 0; k < pred->n_nodes; k++)

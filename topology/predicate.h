@@ -28,6 +28,16 @@ const char *eddy_predicate_text(const eddy_predicate_t *pred);
 size_t eddy_predicate_field_count(const eddy_predicate_t *pred);
 const char *eddy_predicate_field_name(const eddy_predicate_t *pred, size_t i);
 
+/* Kinds of literal a field is compared with (eddy_predicate_field_literals). */
+enum {
+    EDDY_PREDICATE_LIT_NUMBER = 1 << 0, /* 500, -1.5 */
+    EDDY_PREDICATE_LIT_STRING = 1 << 1, /* "eu-west-1" */
+    EDDY_PREDICATE_LIT_BOOL = 1 << 2,   /* true, false */
+};
+
+/** The kinds of literal (EDDY_PREDICATE_LIT_* bits) field i is compared with. */
+unsigned eddy_predicate_field_literals(const eddy_predicate_t *pred, size_t i);
+
 /** Makes the predicate read its field i from values[slot] (a field-table slot). */
 void eddy_predicate_bind(eddy_predicate_t *pred, size_t i, int slot);
 

@@ -5,15 +5,17 @@
  * Each builder call checks its own arguments and changes nothing when it fails;
  * what depends on several calls (retention >= size + grace, ratio references, a
  * sink that is no source) is checked per store by eddy_store_def_check() and for
- * the whole by eddy_topology_finish(), which then builds the field table and binds
- * every field reference to its slot. Every failure also records a JSON path into
- * the file format (topo->err_path), so the loader can say where the problem is.
- * Built on one thread; read-only, by any thread, once finished.
+ * the whole by eddy_topology_finish(), which then builds the field table, binds
+ * every field reference to its slot and derives each field's rule (what an event
+ * must hold there) from its uses and its declaration, refusing uses that disagree. Every failure
+ * also records a JSON path into the file format (topo->err_path), so the loader can say where the
+ * problem is. Built on one thread; read-only, by any thread, once finished.
  */
 #include "topology/topology_int.h"
 #include "engine/util.h"
 #include "topology/predicate.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -105,6 +107,7 @@ eddy_topology_t *eddy_topology_new(const char *name, char *errstr, size_t errstr
     }
     topo->ts_field = -1;
     topo->ts_format = EDDY_TS_AUTO;
+    topo->ts_max_future_ms = -1;
     return topo;
 }
 
@@ -146,6 +149,8 @@ void eddy_topology_destroy(eddy_topology_t *topo)
         free_store(topo->stores[i]);
     for (size_t i = 0; i < topo->n_views; i++)
         eddy_view_def_destroy(topo->views[i]);
+    for (size_t i = 0; i < topo->n_decls; i++)
+        free(topo->decls[i].name);
     clear_fields(topo);
     free(topo);
 }
@@ -207,6 +212,119 @@ eddy_err_t eddy_topology_set_timestamp(eddy_topology_t *topo, const char *field,
     free(topo->ts_field_name);
     topo->ts_field_name = copy;
     topo->ts_format = format;
+    return EDDY_OK;
+}
+
+eddy_err_t eddy_topology_set_max_future(eddy_topology_t *topo, int64_t max_future_ms, char *errstr,
+                                        size_t errstr_size)
+{
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "source.timestamp.max_future");
+    if (max_future_ms < 0 || max_future_ms > EDDY_DURATION_MAX_MS) {
+        char got[48] = "";
+        if (max_future_ms >= 0)
+            eddy_duration_format(max_future_ms, got, sizeof(got));
+        else
+            snprintf(got, sizeof(got), "%lld ms", (long long)max_future_ms);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "expected how far an event time may be ahead of the wall clock, a "
+                         "non-negative duration of at most 100 years, got %s",
+                         got);
+    }
+    topo->ts_max_future_ms = max_future_ms;
+    return EDDY_OK;
+}
+
+/* --- field declarations -------------------------------------------------------------- */
+
+/* Blames fields.NAME[.key], written as the loader writes JSON paths: NAME plain
+ * when it is an identifier, else ["NAME"] (quotes and backslashes escaped). */
+static void blame_decl(eddy_topology_t *topo, const char *name, const char *key)
+{
+    char path[sizeof(topo->err_path)];
+    bool plain = isalpha((unsigned char)*name) || *name == '_';
+    for (const char *p = name; plain && *p; p++)
+        plain = isalnum((unsigned char)*p) || *p == '_';
+    size_t n = 0;
+    if (plain) {
+        n = (size_t)snprintf(path, sizeof(path), "fields.%.100s", name);
+    } else {
+        n = (size_t)snprintf(path, sizeof(path), "fields[\"");
+        for (const char *p = name; *p && n + 4 < sizeof(path) && p - name < 100; p++) {
+            if (*p == '"' || *p == '\\')
+                path[n++] = '\\';
+            path[n++] = *p;
+        }
+        n += (size_t)snprintf(path + n, sizeof(path) - n, "\"]");
+    }
+    if (key && n < sizeof(path))
+        snprintf(path + n, sizeof(path) - n, ".%s", key);
+    blame(topo, "%s", path);
+}
+
+eddy_err_t eddy_topology_declare_field(eddy_topology_t *topo, const eddy_field_spec_t *spec,
+                                       char *errstr, size_t errstr_size)
+{
+    eddy_err_t err = check_open(topo, errstr, errstr_size);
+    if (err)
+        return err;
+    blame(topo, "fields");
+    if ((err = check_field(spec->name, "a declared field", errstr, errstr_size)))
+        return err;
+    blame_decl(topo, spec->name, NULL);
+    for (size_t i = 0; i < topo->n_decls; i++)
+        if (!strcmp(topo->decls[i].name, spec->name))
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "field \"%.100s\" is declared twice", spec->name);
+    if (topo->n_decls == EDDY_TOPOLOGY_MAX_FIELDS)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "at most %d declared fields",
+                         EDDY_TOPOLOGY_MAX_FIELDS);
+    if (spec->type < EDDY_FIELD_NUMBER || spec->type > EDDY_FIELD_BOOL) {
+        blame_decl(topo, spec->name, "type");
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "expected a type: number, integer, string or boolean, got %d",
+                         (int)spec->type);
+    }
+    bool number = spec->type == EDDY_FIELD_NUMBER || spec->type == EDDY_FIELD_INTEGER;
+    const char *type = eddy_field_type_name(spec->type);
+    if (spec->coerce && !number) {
+        blame_decl(topo, spec->name, "coerce");
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "coerce reads a string such as \"503\" as a number: it is for fields "
+                         "of type number or integer, not %s",
+                         type);
+    }
+    static const char *const bound_key[2] = {"min", "max"};
+    const bool has[2] = {spec->has_min, spec->has_max};
+    const double bound[2] = {spec->min, spec->max};
+    for (int b = 0; b < 2; b++) {
+        if (!has[b])
+            continue;
+        blame_decl(topo, spec->name, bound_key[b]);
+        if (!number)
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "a range (%s) is for fields of type number or integer, not %s",
+                             bound_key[b], type);
+        if (!isfinite(bound[b]))
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "expected a finite number, got %g", bound[b]);
+    }
+    if (spec->has_min && spec->has_max && spec->min > spec->max)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                         "expected max >= min (%.17g), got %.17g", spec->min, spec->max);
+    eddy_field_decl_t *d = &topo->decls[topo->n_decls];
+    if (!(d->name = strdup(spec->name)))
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    d->type = spec->type;
+    d->coerce = spec->coerce;
+    d->has_min = spec->has_min;
+    d->has_max = spec->has_max;
+    d->min = spec->has_min ? spec->min : -INFINITY;
+    d->max = spec->has_max ? spec->max : INFINITY;
+    topo->n_decls++;
+    blame(topo, "%s", "");
     return EDDY_OK;
 }
 
@@ -686,9 +804,25 @@ eddy_err_t eddy_store_def_check(eddy_store_def_t *store, char *errstr, size_t er
     return EDDY_OK;
 }
 
-/* The slot of `name`, added if new; `need` and `use` accumulate. -1 if the
- * table is full. */
-static int field_slot(eddy_topology_t *topo, const char *name, eddy_field_need_t need, unsigned use)
+/* What a use says a field's value is: nothing, or one of these. A field is only
+ * ever one of them; two different ones on one field are an error. */
+typedef enum use_kind_e {
+    KIND_NONE = 0, /* any scalar (a group key, distinct) */
+    KIND_NUMBER,   /* read as a number, compared with one, an epoch_ms timestamp */
+    KIND_STRING,   /* compared with a string, an iso8601 timestamp */
+    KIND_BOOL,     /* compared with true or false */
+    KIND_TIME,     /* an "auto" timestamp: a number or a string, decided per event */
+} use_kind_t;
+
+/* The first use of each slot that gave it a kind, for messages. */
+typedef struct field_kind_s {
+    use_kind_t kind; /* KIND_NONE until a use gives one */
+    char what[64];   /* that use, as a message says it ("compared with a number") */
+    char path[sizeof(((eddy_topology_t *)0)->err_path)]; /* where, as blamed */
+} field_kind_t;
+
+/* The slot of `name`, added if new; `use` accumulates. -1 if the table is full. */
+static int field_slot(eddy_topology_t *topo, const char *name, unsigned use)
 {
     int i = eddy_topology_field_index(topo, name);
     if (i < 0) {
@@ -696,55 +830,189 @@ static int field_slot(eddy_topology_t *topo, const char *name, eddy_field_need_t
             !(topo->fields[topo->n_fields] = strdup(name)))
             return -1;
         i = (int)topo->n_fields++;
-        topo->field_needs[i] = EDDY_FIELD_ANY;
         topo->field_uses[i] = 0;
     }
-    if (need > topo->field_needs[i])
-        topo->field_needs[i] = need;
     topo->field_uses[i] |= use;
     return i;
 }
 
-/* Builds the field table and binds every reference; false if it overflows (the
- * path of the reference that did not fit is blamed). */
-static bool build_field_table(eddy_topology_t *topo)
+/* Records that the use being blamed makes slot i a `kind` ("what" says how); fails
+ * if an earlier use made it another. */
+static eddy_err_t note_kind(eddy_topology_t *topo, field_kind_t *kinds, int i, use_kind_t kind,
+                            const char *what, char *errstr, size_t errstr_size)
 {
+    field_kind_t *k = &kinds[i];
+    if (kind == KIND_NONE || k->kind == kind)
+        return EDDY_OK;
+    if (k->kind == KIND_NONE) {
+        k->kind = kind;
+        snprintf(k->what, sizeof(k->what), "%s", what);
+        snprintf(k->path, sizeof(k->path), "%s", topo->err_path);
+        return EDDY_OK;
+    }
+    const char *hint = k->kind == KIND_TIME || kind == KIND_TIME
+                           ? "give the timestamp the format it has, epoch_ms or iso8601"
+                           : "no value is both, so one of them could never hold";
+    if (!strcmp(k->path, topo->err_path)) /* one predicate compares it with both */
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "field \"%.100s\" is %s and %s; %s",
+                         topo->fields[i], k->what, what, hint);
+    return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                     "field \"%.100s\" is %s here but %s at $.%s; %s", topo->fields[i], what,
+                     k->what, k->path, hint);
+}
+
+/* Builds the field table and binds every reference; fails if it overflows or two
+ * uses of a field disagree on its type (the path of the reference at fault is
+ * blamed). Fills kinds[slot]. */
+static eddy_err_t build_field_table(eddy_topology_t *topo, field_kind_t *kinds, char *errstr,
+                                    size_t errstr_size)
+{
+    static const char full[] = "the topology reads more than %d distinct event fields";
     clear_fields(topo);
+    memset(kinds, 0, EDDY_TOPOLOGY_MAX_FIELDS * sizeof(*kinds));
+    eddy_err_t err;
     blame(topo, "source.timestamp.field");
-    if ((topo->ts_field = field_slot(topo, topo->ts_field_name, EDDY_FIELD_SCALAR,
-                                     EDDY_FIELD_USE_TIMESTAMP)) < 0)
-        return false;
+    if ((topo->ts_field = field_slot(topo, topo->ts_field_name, EDDY_FIELD_USE_TIMESTAMP)) < 0)
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, full, EDDY_TOPOLOGY_MAX_FIELDS);
+    static const use_kind_t ts_kind[] = {[EDDY_TS_EPOCH_MS] = KIND_NUMBER,
+                                         [EDDY_TS_ISO8601] = KIND_STRING,
+                                         [EDDY_TS_AUTO] = KIND_TIME};
+    static const char *const ts_what[] = {
+        [EDDY_TS_EPOCH_MS] = "the timestamp, a number (format epoch_ms)",
+        [EDDY_TS_ISO8601] = "the timestamp, a string (format iso8601)",
+        [EDDY_TS_AUTO] = "the timestamp, a number or a string (format auto)"};
+    blame(topo, "source.timestamp");
+    note_kind(topo, kinds, topo->ts_field, ts_kind[topo->ts_format], ts_what[topo->ts_format],
+              errstr, errstr_size); /* the first kind of its slot: cannot fail */
     for (size_t s = 0; s < topo->n_stores; s++) {
         eddy_store_def_t *store = topo->stores[s];
         for (size_t g = 0; g < store->n_group; g++) {
             blame(topo, "stores[%zu].group_by[%zu]", s, g);
-            if ((store->group_fields[g] = field_slot(topo, store->group_names[g], EDDY_FIELD_SCALAR,
-                                                     EDDY_FIELD_USE_GROUP_BY)) < 0)
-                return false;
+            if ((store->group_fields[g] =
+                     field_slot(topo, store->group_names[g], EDDY_FIELD_USE_GROUP_BY)) < 0)
+                return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, full,
+                                 EDDY_TOPOLOGY_MAX_FIELDS);
         }
         for (size_t a = 0; a < store->n_aggregates; a++) {
             eddy_agg_def_t *agg = &store->aggregates[a];
             if (agg->field_name) {
                 bool distinct = agg->op == EDDY_AGG_DISTINCT;
                 blame(topo, "stores[%zu].aggregates[%zu].field", s, a);
-                agg->field = field_slot(
-                    topo, agg->field_name, distinct ? EDDY_FIELD_SCALAR : EDDY_FIELD_NUMBER,
-                    distinct ? EDDY_FIELD_USE_DISTINCT : EDDY_FIELD_USE_NUMERIC);
+                agg->field =
+                    field_slot(topo, agg->field_name,
+                               distinct ? EDDY_FIELD_USE_DISTINCT : EDDY_FIELD_USE_NUMERIC);
                 if (agg->field < 0)
-                    return false;
+                    return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, full,
+                                     EDDY_TOPOLOGY_MAX_FIELDS);
+                char what[64];
+                snprintf(what, sizeof(what), "read as a number (by a %s)",
+                         eddy_agg_op_name(agg->op));
+                if (!distinct && (err = note_kind(topo, kinds, agg->field, KIND_NUMBER, what,
+                                                  errstr, errstr_size)))
+                    return err;
             }
             for (size_t f = 0; agg->predicate && f < eddy_predicate_field_count(agg->predicate);
                  f++) {
                 blame(topo, "stores[%zu].aggregates[%zu].where", s, a);
                 int slot = field_slot(topo, eddy_predicate_field_name(agg->predicate, f),
-                                      EDDY_FIELD_ANY, EDDY_FIELD_USE_PREDICATE);
+                                      EDDY_FIELD_USE_PREDICATE);
                 if (slot < 0)
-                    return false;
+                    return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, full,
+                                     EDDY_TOPOLOGY_MAX_FIELDS);
                 eddy_predicate_bind(agg->predicate, f, slot);
+                unsigned lits = eddy_predicate_field_literals(agg->predicate, f);
+                if ((lits & EDDY_PREDICATE_LIT_NUMBER) &&
+                    (err = note_kind(topo, kinds, slot, KIND_NUMBER, "compared with a number",
+                                     errstr, errstr_size)))
+                    return err;
+                if ((lits & EDDY_PREDICATE_LIT_STRING) &&
+                    (err = note_kind(topo, kinds, slot, KIND_STRING, "compared with a string",
+                                     errstr, errstr_size)))
+                    return err;
+                if ((lits & EDDY_PREDICATE_LIT_BOOL) &&
+                    (err = note_kind(topo, kinds, slot, KIND_BOOL, "compared with true or false",
+                                     errstr, errstr_size)))
+                    return err;
             }
         }
     }
-    return true;
+    return EDDY_OK;
+}
+
+/* The nearest name in the field table to `name`, for "did you mean"; NULL if none
+ * is close. */
+static const char *nearest_field(const eddy_topology_t *topo, const char *name)
+{
+    const char *near = NULL;
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < topo->n_fields; i++) {
+        size_t d = eddy_topology_hint_distance(name, topo->fields[i]);
+        if (d < best) {
+            best = d;
+            near = topo->fields[i];
+        }
+    }
+    return near;
+}
+
+/* Checks the declarations against the field table and the uses, then sets every
+ * slot's rule: its type from its kind or its declaration, required unless only
+ * predicates read it, the declared coercion and range. */
+static eddy_err_t build_field_rules(eddy_topology_t *topo, const field_kind_t *kinds, char *errstr,
+                                    size_t errstr_size)
+{
+    static const eddy_field_type_t kind_type[] = {[KIND_NONE] = EDDY_FIELD_ANY,
+                                                  [KIND_NUMBER] = EDDY_FIELD_NUMBER,
+                                                  [KIND_STRING] = EDDY_FIELD_STRING,
+                                                  [KIND_BOOL] = EDDY_FIELD_BOOL,
+                                                  [KIND_TIME] = EDDY_FIELD_ANY};
+    for (size_t i = 0; i < topo->n_fields; i++) {
+        eddy_field_rule_t *r = &topo->field_rules[i];
+        r->type = kind_type[kinds[i].kind];
+        r->required =
+            (topo->field_uses[i] & (EDDY_FIELD_USE_TIMESTAMP | EDDY_FIELD_USE_GROUP_BY |
+                                    EDDY_FIELD_USE_NUMERIC | EDDY_FIELD_USE_DISTINCT)) != 0;
+        r->coerce = false;
+        r->min = -INFINITY;
+        r->max = INFINITY;
+    }
+    for (size_t d = 0; d < topo->n_decls; d++) {
+        const eddy_field_decl_t *decl = &topo->decls[d];
+        int i = eddy_topology_field_index(topo, decl->name);
+        blame_decl(topo, decl->name, NULL);
+        if (i < 0) {
+            const char *near = nearest_field(topo, decl->name);
+            char hint[EDDY_FIELD_NAME_MAX + 32] = "";
+            if (near)
+                snprintf(hint, sizeof(hint), "; did you mean \"%.100s\"?", near);
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "field \"%.100s\" is declared but the topology does not read it "
+                             "(a declaration of a field no store reads would check nothing)%s",
+                             decl->name, hint);
+        }
+        if (i == topo->ts_field)
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "\"%.100s\" is the timestamp field: its format and max_future are "
+                             "declared at source.timestamp",
+                             decl->name);
+        use_kind_t kind = kinds[i].kind;
+        bool number = decl->type == EDDY_FIELD_NUMBER || decl->type == EDDY_FIELD_INTEGER;
+        bool agrees = kind == KIND_NONE || (kind == KIND_NUMBER && number) ||
+                      (kind == KIND_STRING && decl->type == EDDY_FIELD_STRING) ||
+                      (kind == KIND_BOOL && decl->type == EDDY_FIELD_BOOL);
+        if (!agrees) {
+            blame_decl(topo, decl->name, "type");
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                             "declared %s, but the field is %s at $.%s",
+                             eddy_field_type_name(decl->type), kinds[i].what, kinds[i].path);
+        }
+        eddy_field_rule_t *r = &topo->field_rules[i];
+        r->type = decl->type;
+        r->coerce = decl->coerce;
+        r->min = decl->min;
+        r->max = decl->max;
+    }
+    return EDDY_OK;
 }
 
 eddy_err_t eddy_topology_finish(eddy_topology_t *topo, char *errstr, size_t errstr_size)
@@ -771,14 +1039,16 @@ eddy_err_t eddy_topology_finish(eddy_topology_t *topo, char *errstr, size_t errs
         if (err)
             return err;
     }
-    if (!build_field_table(topo)) {
+    field_kind_t kinds[EDDY_TOPOLOGY_MAX_FIELDS];
+    eddy_err_t err = build_field_table(topo, kinds, errstr, errstr_size);
+    if (!err)
+        err = build_field_rules(topo, kinds, errstr, errstr_size);
+    if (err) {
         clear_fields(topo);
-        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                         "the topology reads more than %d distinct event fields",
-                         EDDY_TOPOLOGY_MAX_FIELDS);
+        return err;
     }
     for (size_t v = 0; v < topo->n_views; v++) {
-        eddy_err_t err = eddy_view_def_check(topo, v, errstr, errstr_size);
+        err = eddy_view_def_check(topo, v, errstr, errstr_size);
         if (err) {
             clear_fields(topo);
             return err;
@@ -860,6 +1130,17 @@ int eddy_topology_timestamp_field(const eddy_topology_t *topo)
 eddy_ts_format_t eddy_topology_timestamp_format(const eddy_topology_t *topo)
 {
     return topo->ts_format;
+}
+
+const eddy_field_rule_t *eddy_topology_field_rule(const eddy_topology_t *topo, size_t i)
+{
+    assert(topo->finished && i < topo->n_fields);
+    return &topo->field_rules[i];
+}
+
+int64_t eddy_topology_max_future(const eddy_topology_t *topo)
+{
+    return topo->ts_max_future_ms;
 }
 
 /* --- group keys ----------------------------------------------------------------------------- */
@@ -973,10 +1254,10 @@ const char *eddy_window_type_name(eddy_window_type_t type)
     return (unsigned)type < 2 ? names[type] : NULL;
 }
 
-const char *eddy_field_need_name(eddy_field_need_t need)
+const char *eddy_field_type_name(eddy_field_type_t type)
 {
-    static const char *const names[] = {"any", "scalar", "number"};
-    return (unsigned)need < 3 ? names[need] : NULL;
+    static const char *const names[] = {"scalar", "number", "integer", "string", "boolean"};
+    return (unsigned)type < 5 ? names[type] : NULL;
 }
 
 size_t eddy_topology_edit_distance(const char *a, const char *b)

@@ -5,9 +5,11 @@
  *
  * eddy_topology_finish() resolves every name once. Each event field the topology
  * reads gets one slot in the FIELD TABLE (the timestamp field is always slot 0);
- * group keys, aggregates and predicates refer to fields by slot. The engine's
- * decoder extracts only those fields of an event, into an eddy_value_t array
- * indexed by slot. A finished topology never changes and may be read by any thread
+ * group keys, aggregates and predicates refer to fields by slot, and each slot
+ * has a rule (eddy_field_rule_t: type, required, range, coercion) derived from its
+ * uses and the topology's field declarations. The engine's decoder extracts only
+ * those fields of an event, into an eddy_value_t array indexed by slot, and
+ * checks each against its rule. A finished topology never changes and may be read by any thread
  * without locks; the engine only reads finished topologies.
  */
 #ifndef EDDY_TOPOLOGY_INT_H
@@ -30,6 +32,12 @@
 #define EDDY_FIELD_NAME_MAX       255 /* bytes in an event field name */
 #define EDDY_TOPIC_NAME_MAX       249 /* bytes in a Kafka topic name (Kafka's limit) */
 
+/* The latest event time ever accepted, 9999-12-31T23:59:59.999Z (the last an
+ * ISO-8601 time can write), whatever the wall clock says. */
+#define EDDY_EVENT_TIME_MAX_MS 253402300799999LL
+/* How far ahead of the wall clock an event time may be, by default
+ * (event.time.max.future.ms; a topology's source.timestamp.max_future). */
+#define EDDY_MAX_FUTURE_DEFAULT_MS (24LL * 3600 * 1000)
 /* Durations (size, advance, grace, retention) are at most 100 years. */
 #define EDDY_DURATION_MAX_MS (100LL * 365 * 24 * 3600 * 1000)
 /* Retention when none is declared (size + grace instead, if that is longer). */
@@ -43,12 +51,15 @@
 /* --- event values ------------------------------------------------------------ */
 
 typedef enum eddy_value_type_e {
-    EDDY_VALUE_MISSING = 0, /* absent, or an object/array (a zeroed value is missing) */
+    EDDY_VALUE_MISSING = 0, /* absent (a zeroed value is missing) */
     EDDY_VALUE_NULL = 1,    /* JSON null */
     EDDY_VALUE_NUMBER = 2,  /* num holds it (integers beyond 2^53 are rounded) */
     EDDY_VALUE_STRING = 3,  /* str/len hold it */
     EDDY_VALUE_BOOL = 4,    /* num is 1 (true) or 0 (false) */
+    EDDY_VALUE_OBJECT = 5,  /* a JSON object: there, but nothing a topology can use */
+    EDDY_VALUE_ARRAY = 6,   /* a JSON array: likewise */
 } eddy_value_type_t;
+#define EDDY_VALUE_TYPE_COUNT 7 /* how many eddy_value_type_t values there are */
 
 /** One extracted field of one event. A string is borrowed from the decoded record
  *  (unescaped UTF-8, not NUL-terminated in general) and lives as long as it. */
@@ -62,12 +73,29 @@ typedef struct eddy_value_s {
 /* --- the field table ------------------------------------------------------------ */
 
 /** What a field must hold for an event to be usable by every part of the topology
- *  that reads it (the strictest use wins). */
-typedef enum eddy_field_need_e {
-    EDDY_FIELD_ANY = 0,    /* anything, even missing (predicates compare what is there) */
-    EDDY_FIELD_SCALAR = 1, /* a string, number or bool (timestamp, group keys, distinct) */
-    EDDY_FIELD_NUMBER = 2, /* a number (sum, min, max, mean, percentile) */
-} eddy_field_need_t;
+ *  that reads it: derived by eddy_topology_finish() from the field's uses and its
+ *  declaration (docs/topology.md, "What eddy reads from an event"). The decoder
+ *  checks it; an event that does not meet it is bad input. */
+typedef struct eddy_field_rule_s {
+    eddy_field_type_t type; /* what a present value must be (EDDY_FIELD_ANY: a scalar);
+                               for the timestamp: NUMBER (epoch_ms), STRING (iso8601) or
+                               ANY (auto: a number or a string) */
+    bool required;          /* absent or null is bad input; else both mean "no value"
+                               (only fields read by predicates alone are optional) */
+    bool coerce;            /* NUMBER, INTEGER: a string holding a JSON number is read as
+                               that number */
+    double min, max;        /* NUMBER, INTEGER: the valid range, inclusive; -inf and inf
+                               when none is declared */
+} eddy_field_rule_t;
+
+/** A field declaration of the topology (eddy_topology_declare_field). */
+typedef struct eddy_field_decl_s {
+    char *name;             /* the event field (owned) */
+    eddy_field_type_t type; /* NUMBER, INTEGER, STRING or BOOL */
+    bool coerce;            /* as in eddy_field_spec_t */
+    bool has_min, has_max;  /* a bound was declared */
+    double min, max;        /* the bounds */
+} eddy_field_decl_t;
 
 /* Which parts of the topology read a field (bits of eddy_topology_t.field_uses). */
 enum {
@@ -77,6 +105,7 @@ enum {
     EDDY_FIELD_USE_DISTINCT = 1 << 3,  /* distinct */
     EDDY_FIELD_USE_PREDICATE = 1 << 4, /* a count_if predicate */
 };
+#define EDDY_FIELD_USE_COUNT 5 /* how many EDDY_FIELD_USE_* bits there are */
 
 /* --- predicates (predicate.h builds them) ----------------------------------------- */
 
@@ -217,17 +246,20 @@ const eddy_view_def_t *eddy_topology_view(const eddy_topology_t *topo, size_t i)
 /* --- the topology ------------------------------------------------------------------ */
 
 struct eddy_topology_s {
-    char *name;                                              /* [A-Za-z0-9._-]{1,64} */
-    char *description;                                       /* free text, or NULL */
-    char *sources[EDDY_TOPOLOGY_MAX_SOURCES];                /* source topics, distinct */
-    size_t n_sources;                                        /* >= 1 once finished */
-    char *ts_field_name;                                     /* the event-time field */
-    int ts_field;                                            /* its slot: 0 once finished */
-    eddy_ts_format_t ts_format;                              /* how it is written */
+    char *name;                               /* [A-Za-z0-9._-]{1,64} */
+    char *description;                        /* free text, or NULL */
+    char *sources[EDDY_TOPOLOGY_MAX_SOURCES]; /* source topics, distinct */
+    size_t n_sources;                         /* >= 1 once finished */
+    char *ts_field_name;                      /* the event-time field */
+    int ts_field;                             /* its slot: 0 once finished */
+    eddy_ts_format_t ts_format;               /* how it is written */
+    int64_t ts_max_future_ms; /* how far ahead of the wall clock; -1: eddy run's setting */
+    eddy_field_decl_t decls[EDDY_TOPOLOGY_MAX_FIELDS];       /* declared fields */
+    size_t n_decls;                                          /* how many */
     eddy_store_def_t *stores[EDDY_TOPOLOGY_MAX_STORES];      /* in declaration order (owned) */
     size_t n_stores;                                         /* >= 1 once finished */
     char *fields[EDDY_TOPOLOGY_MAX_FIELDS];                  /* field table: names by slot */
-    eddy_field_need_t field_needs[EDDY_TOPOLOGY_MAX_FIELDS]; /* what each must hold */
+    eddy_field_rule_t field_rules[EDDY_TOPOLOGY_MAX_FIELDS]; /* what each must hold */
     unsigned field_uses[EDDY_TOPOLOGY_MAX_FIELDS];           /* EDDY_FIELD_USE_* bits */
     size_t n_fields;                                         /* slots used */
     eddy_view_def_t *views[EDDY_TOPOLOGY_MAX_VIEWS];         /* in declaration order (owned) */
@@ -248,6 +280,11 @@ const char *eddy_topology_field_name(const eddy_topology_t *topo, size_t i);
 int eddy_topology_field_index(const eddy_topology_t *topo, const char *name);
 int eddy_topology_timestamp_field(const eddy_topology_t *topo);
 eddy_ts_format_t eddy_topology_timestamp_format(const eddy_topology_t *topo);
+/** What the field in slot i must hold (finished topologies). */
+const eddy_field_rule_t *eddy_topology_field_rule(const eddy_topology_t *topo, size_t i);
+/** The topology's max_future in ms, or -1 if it declares none (eddy run's
+ *  event.time.max.future.ms applies then). */
+int64_t eddy_topology_max_future(const eddy_topology_t *topo);
 
 /* --- windows and durations (window_spec.c) ------------------------------------------ */
 
@@ -279,7 +316,8 @@ const char *eddy_ts_format_name(eddy_ts_format_t format);
 const char *eddy_emit_name(eddy_emit_t emit);
 const char *eddy_agg_op_name(eddy_agg_op_t op);
 const char *eddy_window_type_name(eddy_window_type_t type);
-const char *eddy_field_need_name(eddy_field_need_t need);
+/* "scalar", "number", "integer", "string", "boolean" (EDDY_FIELD_ANY is "scalar"). */
+const char *eddy_field_type_name(eddy_field_type_t type);
 
 /** Levenshtein distance of two strings, for "did you mean" hints; strings longer
  *  than 32 bytes are never close (returns a large number). */

@@ -6,6 +6,7 @@
 #include "topology/topology_json.h"
 #include "topology/predicate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,14 +93,22 @@ json_t *eddy_store_def_to_json(const eddy_store_def_t *store)
 
 static json_t *field_json(const eddy_topology_t *topo, size_t i)
 {
-    static const char *const use_names[] = {"timestamp", "group_by", "numeric", "distinct",
-                                            "predicate"};
+    static const char *const use_names[EDDY_FIELD_USE_COUNT] = {"timestamp", "group_by", "numeric",
+                                                                "distinct", "predicate"};
+    const eddy_field_rule_t *r = &topo->field_rules[i];
     json_t *obj = json_object();
     json_t *uses = json_array();
     bool ok = put(obj, "slot", json_integer((json_int_t)i)) &&
               put(obj, "name", json_string(topo->fields[i])) &&
-              put(obj, "need", json_string(eddy_field_need_name(topo->field_needs[i])));
-    for (unsigned b = 0; ok && b < 5; b++)
+              put(obj, "need", json_string(eddy_field_type_name(r->type))) &&
+              put(obj, "required", json_boolean(r->required));
+    if (ok && r->coerce)
+        ok = put(obj, "coerce", json_true());
+    if (ok && isfinite(r->min))
+        ok = put(obj, "min", json_real(r->min));
+    if (ok && isfinite(r->max))
+        ok = put(obj, "max", json_real(r->max));
+    for (unsigned b = 0; ok && b < EDDY_FIELD_USE_COUNT; b++)
         if (topo->field_uses[i] & (1u << b))
             ok = append(uses, json_string(use_names[b]));
     ok = put(obj, "uses", uses) && ok;
@@ -216,6 +225,8 @@ json_t *eddy_topology_to_json(const eddy_topology_t *topo)
     ok = ok && put(source, "format", json_string("json"));
     ok = put(ts, "field", json_string(topo->ts_field_name)) && ok;
     ok = ok && put(ts, "format", json_string(eddy_ts_format_name(topo->ts_format)));
+    ok = ok && put(ts, "max_future_ms",
+                   topo->ts_max_future_ms < 0 ? json_null() : json_integer(topo->ts_max_future_ms));
     ok = put(source, "timestamp", ts) && ok;
     ok = put(root, "source", source) && ok;
     json_t *stores = json_array();

@@ -1693,13 +1693,7 @@ static int cell_of(const eddy_test_record_t *r, const cell_t *cells, int n)
  * can then be found in the processors' logs ("resuming at input offset ..."). */
 static void diagnose(int port, const eddy_test_topic_t *input)
 {
-    const ref_spec_t spec = {.time_field = "ts",
-                             .size_ms = 60000,
-                             .advance_ms = 60000,
-                             .grace_ms = 30000,
-                             .value_field = "latency_ms",
-                             .group_field = "endpoint",
-                             .required = {"endpoint", "status", "region"}};
+    const ref_spec_t spec = eddy_test_monitoring_spec("endpoint");
     eddy_test_http_resp_t resp = {0};
     json_t *body = NULL;
     if (eddy_test_http("127.0.0.1", port, "GET",

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int64_t ref_parse_iso8601(const char *s)
 {
@@ -86,10 +87,9 @@ static void add_distinct(ref_window_t *w, const char *s)
     w->distinct[w->n_distinct++] = strdup(s);
 }
 
-/* The group key as eddy formats it: strings as they are, integers without a
- * fraction. */
-/* The group key as text; false for a value that is no key, or a key of REF_KEY_MAX
- * bytes or more (eddy sends those to the dead-letter topic). */
+/* The group key as eddy formats it: strings as they are, whole numbers without
+ * a fraction; false for a value that is no key, or a key of REF_KEY_MAX bytes or
+ * more (eddy sends those to the dead-letter topic). */
 static bool key_text(json_t *v, char *out, size_t cap)
 {
     int n;
@@ -97,9 +97,33 @@ static bool key_text(json_t *v, char *out, size_t cap)
         n = snprintf(out, cap, "%s", json_string_value(v));
     else if (json_is_integer(v))
         n = snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+             fabs(json_real_value(v)) < 1e15)
+        n = snprintf(out, cap, "%.0f", json_real_value(v));
     else
         return false;
     return n >= 0 && (size_t)n < cap;
+}
+
+/* The event's field meets the check. */
+static bool check_ok(const ref_check_t *c, json_t *v)
+{
+    if (!c->number)
+        return json_is_string(v);
+    if (!json_is_number(v))
+        return false;
+    double x = json_number_value(v);
+    if (c->whole && x != floor(x))
+        return false;
+    return (c->min == 0 && c->max == 0) || (x >= c->min && x <= c->max);
+}
+
+/* The wall clock, ms. */
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -121,6 +145,9 @@ void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_res
     memset(out, 0, sizeof(*out));
     int32_t partition = -1;
     int64_t stream_time = INT64_MIN;
+    /* Event times from the epoch to the wall clock plus max_future (tests keep
+     * theirs far from that bound, so that when the clock is read does not matter). */
+    const int64_t max_ts = wall_ms() + (spec->max_future_ms ? spec->max_future_ms : 86400000);
     for (size_t i = 0; i < topic->n; i++) {
         const eddy_test_record_t *r = &topic->recs[i];
         if (r->partition != partition) { /* records come ordered by partition, offset */
@@ -132,10 +159,12 @@ void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_res
         int64_t ts = -1;
         if (tv && spec->time_iso && json_is_string(tv))
             ts = ref_parse_iso8601(json_string_value(tv));
-        else if (tv && !spec->time_iso && json_is_integer(tv))
-            ts = json_integer_value(tv);
+        else if (tv && !spec->time_iso && json_is_number(tv) &&
+                 json_number_value(tv) == floor(json_number_value(tv)) &&
+                 json_number_value(tv) >= 0 && json_number_value(tv) <= (double)max_ts)
+            ts = (int64_t)json_number_value(tv);
         char key[REF_KEY_MAX] = "";
-        bool ok = ev && json_is_object(ev) && ts >= 0;
+        bool ok = ev && json_is_object(ev) && ts >= 0 && ts <= max_ts;
         if (ok && spec->group_field)
             ok = key_text(json_object_get(ev, spec->group_field), key, sizeof(key));
         json_t *value = ok && spec->value_field ? json_object_get(ev, spec->value_field) : NULL;
@@ -148,6 +177,8 @@ void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_res
             json_t *rv = json_object_get(ev, spec->required[f]);
             ok = json_is_string(rv) || json_is_number(rv);
         }
+        for (int f = 0; ok && f < 8 && spec->checks[f].field; f++)
+            ok = check_ok(&spec->checks[f], json_object_get(ev, spec->checks[f].field));
         if (!ok) {
             out->undecodable++;
             json_decref(ev);
@@ -156,7 +187,7 @@ void ref_compute(const ref_spec_t *spec, const eddy_test_topic_t *topic, ref_res
         if (ts > stream_time)
             stream_time = ts;
         json_t *status = json_object_get(ev, "status");
-        bool error = json_is_integer(status) && json_integer_value(status) >= 500;
+        bool error = json_is_number(status) && json_number_value(status) >= 500;
         /* Every window [s, s+size) with s a multiple of advance that holds ts. */
         int64_t last = floor_div(ts, spec->advance_ms) * spec->advance_ms;
         for (int64_t s = last; s > ts - spec->size_ms; s -= spec->advance_ms) {

@@ -37,9 +37,20 @@ typedef struct ref_window_s {
     size_t cap_distinct;   /* allocated entries */
 } ref_window_t;
 
+/** A field every valid event has, with the type (and range) its topology
+ *  declares for it. */
+typedef struct ref_check_s {
+    const char *field; /* NULL ends the list */
+    bool number;       /* a JSON number; else a JSON string */
+    bool whole;        /* a number without a fraction */
+    double min, max;   /* a number within [min, max]; both 0: any */
+} ref_check_t;
+
 /** What to compute: group by one field, a window, optionally a numeric field
  *  (latency) and a distinct field; `errors` counts status >= 500 when the event
- *  has a status field. */
+ *  has a numeric status field. A valid event is a JSON object whose time field
+ *  is an event time from 1970 to the wall clock plus max_future, with every
+ *  field of the spec present as stated; the others are undecodable. */
 typedef struct ref_spec_s {
     const char *group_field;    /* NULL: one global key "" */
     const char *time_field;     /* event time field */
@@ -51,6 +62,8 @@ typedef struct ref_spec_s {
     const char *distinct_field; /* field for distinct counts, or NULL */
     const char *required[8];    /* more fields that must be a string or a number (the
                                    topology's other group keys), NULL-terminated */
+    ref_check_t checks[8];      /* fields of a declared type; ends at a NULL field */
+    int64_t max_future_ms;      /* how far ahead of the wall clock; 0: 1 day */
 } ref_spec_t;
 
 typedef struct ref_result_s {

@@ -245,14 +245,26 @@ static void *ref_job_main(void *opaque)
     return NULL;
 }
 
+ref_spec_t eddy_test_monitoring_spec(const char *group_field)
+{
+    /* monitoring.json's "fields": what makes an event valid besides its time. */
+    const ref_spec_t spec = {
+        .time_field = "ts",
+        .size_ms = 60000,
+        .advance_ms = 60000,
+        .grace_ms = 30000,
+        .value_field = "latency_ms",
+        .group_field = group_field,
+        .checks = {{.field = "endpoint"},
+                   {.field = "region"},
+                   {.field = "status", .number = true, .whole = true, .min = 100, .max = 599},
+                   {.field = "latency_ms", .number = true, .min = 0, .max = 1e7}}};
+    return spec;
+}
+
 int eddy_test_check_monitoring(int port, const eddy_test_topic_t *input, eddy_test_check_t *chk)
 {
-    const ref_spec_t tumbling = {.time_field = "ts",
-                                 .size_ms = 60000,
-                                 .advance_ms = 60000,
-                                 .grace_ms = 30000,
-                                 .value_field = "latency_ms",
-                                 .required = {"endpoint", "status", "region"}};
+    const ref_spec_t tumbling = eddy_test_monitoring_spec(NULL);
     ref_job_t jobs[4] = {
         {.store = "requests_per_endpoint", .spec = tumbling},
         {.store = "endpoint_stats", .spec = tumbling},

@@ -46,6 +46,11 @@ int eddy_test_check_store(int port, const char *store, const ref_spec_t *spec,
                           const eddy_test_topic_t *input, eddy_test_check_kind_t kind,
                           eddy_test_check_t *chk);
 
+/** The reference of a 1-minute store of topology/examples/monitoring.json grouped
+ *  by `group_field` (NULL: one group): its time field, grace, latency values and
+ *  the field declarations that make an event valid. */
+ref_spec_t eddy_test_monitoring_spec(const char *group_field);
+
 /** Compares the four stores of topology/examples/monitoring.json
  *  (requests_per_endpoint, endpoint_stats, region_stats, status_codes) over the
  *  log-events records `input`. Returns 0 when all four were fetched, else -1. */

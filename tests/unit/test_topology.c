@@ -133,11 +133,20 @@ static void test_builder_builds_and_finishes(void **state)
     assert_int_equal(eddy_topology_field_index(topo, "region"), -1);
     assert_int_equal(eddy_topology_timestamp_field(topo), 0);
     assert_int_equal(eddy_topology_timestamp_format(topo), EDDY_TS_EPOCH_MS);
-    assert_int_equal(topo->field_needs[0], EDDY_FIELD_SCALAR);
+    /* What each must hold: the timestamp a number (epoch_ms); status, a group key
+     * compared with numbers, a number; a field of sum/percentile a number; group
+     * keys and distinct fields any scalar; all of them required. */
+    static const eddy_field_type_t types[] = {EDDY_FIELD_NUMBER, EDDY_FIELD_ANY, EDDY_FIELD_NUMBER,
+                                              EDDY_FIELD_NUMBER, EDDY_FIELD_ANY, EDDY_FIELD_ANY};
+    for (size_t i = 0; i < 6; i++) {
+        const eddy_field_rule_t *r = eddy_topology_field_rule(topo, i);
+        assert_int_equal(r->type, types[i]);
+        assert_true(r->required);
+        assert_false(r->coerce);
+        assert_true(isinf(r->min) && r->min < 0 && isinf(r->max) && r->max > 0);
+    }
     assert_int_equal(topo->field_uses[0], EDDY_FIELD_USE_TIMESTAMP | EDDY_FIELD_USE_PREDICATE);
-    assert_int_equal(topo->field_needs[2], EDDY_FIELD_SCALAR); /* group key and predicate */
     assert_int_equal(topo->field_uses[2], EDDY_FIELD_USE_GROUP_BY | EDDY_FIELD_USE_PREDICATE);
-    assert_int_equal(topo->field_needs[3], EDDY_FIELD_NUMBER); /* numeric wins over predicate */
     assert_int_equal(topo->field_uses[3], EDDY_FIELD_USE_NUMERIC | EDDY_FIELD_USE_PREDICATE);
     assert_int_equal(topo->field_uses[4], EDDY_FIELD_USE_DISTINCT);
 
@@ -416,6 +425,88 @@ static void test_field_table_limit(void **state)
     eddy_topology_destroy(topo);
 }
 
+/* Field declarations and max_future through the C API: what each call refuses,
+ * that a failed call changes nothing, and what finish derives. */
+static void test_field_declarations(void **state)
+{
+    char err[512];
+    eddy_topology_t *topo = base_topology();
+    eddy_store_def_t *s = simple_store(topo, "s");
+    assert_int_equal(eddy_store_def_group_by(s, "status", err, sizeof(err)), 0);
+    assert_int_equal(eddy_store_def_add_max(s, "m", "latency_ms", err, sizeof(err)), 0);
+    assert_int_equal(eddy_store_def_add_count_if(s, "e", "status >= 500", err, sizeof(err)), 0);
+
+    eddy_field_spec_t spec = {.name = "status", .type = EDDY_FIELD_ANY};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a type: number, integer, string or boolean, got 0",
+                 "fields.status.type");
+    spec = (eddy_field_spec_t){.name = "", .type = EDDY_FIELD_NUMBER};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a declared field", "fields");
+    spec = (eddy_field_spec_t){.name = "a\"b", .type = EDDY_FIELD_STRING, .coerce = true};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "it is for fields of type number or integer, not string",
+                 "fields[\"a\\\"b\"].coerce");
+    spec = (eddy_field_spec_t){
+        .name = "latency_ms", .type = EDDY_FIELD_NUMBER, .has_min = true, .min = NAN};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a finite number, got nan", "fields.latency_ms.min");
+    spec.min = 0;
+    spec.has_max = true;
+    spec.max = INFINITY;
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected a finite number, got inf", "fields.latency_ms.max");
+    spec.max = -1;
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "expected max >= min (0), got -1", "fields.latency_ms.max");
+    assert_int_equal(topo->n_decls, 0); /* failed calls changed nothing */
+    spec.max = 1e7;
+    assert_int_equal(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_OK);
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "field \"latency_ms\" is declared twice", "fields.latency_ms");
+    spec = (eddy_field_spec_t){.name = "status", .type = EDDY_FIELD_INTEGER, .coerce = true};
+    assert_int_equal(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_OK);
+
+    assert_error(eddy_topology_set_max_future(topo, -1, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "a non-negative duration of at most 100 years, got -1 ms",
+                 "source.timestamp.max_future");
+    assert_error(eddy_topology_set_max_future(topo, EDDY_DURATION_MAX_MS + 1, err, sizeof(err)),
+                 EDDY_ERR_INVALID, "at most 100 years", "source.timestamp.max_future");
+    assert_int_equal(eddy_topology_max_future(topo), -1);
+    assert_int_equal(eddy_topology_set_max_future(topo, 0, err, sizeof(err)), EDDY_OK);
+    assert_int_equal(eddy_topology_max_future(topo), 0);
+
+    assert_int_equal(eddy_topology_finish(topo, err, sizeof(err)), EDDY_OK);
+    const eddy_field_rule_t *r = eddy_topology_field_rule(topo, 1); /* status */
+    assert_int_equal(r->type, EDDY_FIELD_INTEGER);
+    assert_true(r->required && r->coerce && isinf(r->min) && isinf(r->max));
+    r = eddy_topology_field_rule(topo, 2); /* latency_ms */
+    assert_int_equal(r->type, EDDY_FIELD_NUMBER);
+    assert_true(r->required && !r->coerce && r->min == 0 && r->max == 1e7);
+    spec = (eddy_field_spec_t){.name = "region", .type = EDDY_FIELD_STRING};
+    assert_error(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_ERR_STATE,
+                 "is finished", "");
+    assert_error(eddy_topology_set_max_future(topo, 1000, err, sizeof(err)), EDDY_ERR_STATE,
+                 "is finished", "");
+    eddy_topology_destroy(topo);
+
+    /* A failed finish leaves the topology open: the declaration can be fixed. */
+    topo = base_topology();
+    s = simple_store(topo, "s");
+    assert_int_equal(eddy_store_def_add_sum(s, "sum", "bytes", err, sizeof(err)), 0);
+    spec = (eddy_field_spec_t){.name = "bytes", .type = EDDY_FIELD_STRING};
+    assert_int_equal(eddy_topology_declare_field(topo, &spec, err, sizeof(err)), EDDY_OK);
+    assert_error(eddy_topology_finish(topo, err, sizeof(err)), EDDY_ERR_INVALID,
+                 "declared string, but the field is read as a number (by a sum) at "
+                 "$.stores[0].aggregates[1].field",
+                 "fields.bytes.type");
+    assert_false(topo->finished);
+    assert_int_equal(topo->n_fields, 0);
+    topo->decls[0].type = EDDY_FIELD_INTEGER;
+    assert_int_equal(eddy_topology_finish(topo, err, sizeof(err)), EDDY_OK);
+    eddy_topology_destroy(topo);
+}
+
 /* --- windows and durations --------------------------------------------------------------- */
 
 /* The tumbling window start of ts, computed the long way. */
@@ -617,6 +708,31 @@ static void test_predicate_comparisons(void **state)
     assert_true(eval1("@timestamp > 0", num(1)));
     assert_true(eval1("`user id` == 'x'", str("x")));
     assert_true(eval1("`and` == 1", num(1)));
+}
+
+/* Which kinds of literal each field is compared with: what gives a field read
+ * only by predicates its type. */
+static void test_predicate_literals(void **state)
+{
+    char err[256];
+    eddy_predicate_t *p = eddy_predicate_parse(
+        "a == 1 or b == 'x' or (a > 2 and c == true) or d != \"y\" or d < 3", err, sizeof(err));
+    assert_non_null(p);
+    assert_int_equal(eddy_predicate_field_count(p), 4);
+    assert_int_equal(eddy_predicate_field_literals(p, 0), EDDY_PREDICATE_LIT_NUMBER);
+    assert_int_equal(eddy_predicate_field_literals(p, 1), EDDY_PREDICATE_LIT_STRING);
+    assert_int_equal(eddy_predicate_field_literals(p, 2), EDDY_PREDICATE_LIT_BOOL);
+    assert_int_equal(eddy_predicate_field_literals(p, 3),
+                     EDDY_PREDICATE_LIT_STRING | EDDY_PREDICATE_LIT_NUMBER);
+    /* Objects and arrays compare like any other type: never equal. */
+    eddy_value_t values[4] = {{.type = EDDY_VALUE_OBJECT},
+                              {.type = EDDY_VALUE_ARRAY},
+                              {.type = EDDY_VALUE_OBJECT},
+                              {.type = EDDY_VALUE_ARRAY}};
+    assert_true(eddy_predicate_eval(p, values)); /* d != "y" */
+    values[3] = (eddy_value_t){.type = EDDY_VALUE_STRING, .str = "y", .len = 1};
+    assert_false(eddy_predicate_eval(p, values));
+    eddy_predicate_destroy(p);
 }
 
 static void test_predicate_logic(void **state)
@@ -846,7 +962,10 @@ static void test_names(void **state)
     assert_string_equal(eddy_ts_format_name(EDDY_TS_ISO8601), "iso8601");
     assert_string_equal(eddy_emit_name(EDDY_EMIT_ON_CLOSE), "on_close");
     assert_string_equal(eddy_window_type_name(EDDY_WINDOW_HOPPING), "hopping");
-    assert_string_equal(eddy_field_need_name(EDDY_FIELD_NUMBER), "number");
+    assert_string_equal(eddy_field_type_name(EDDY_FIELD_NUMBER), "number");
+    assert_string_equal(eddy_field_type_name(EDDY_FIELD_ANY), "scalar");
+    assert_string_equal(eddy_field_type_name(EDDY_FIELD_BOOL), "boolean");
+    assert_null(eddy_field_type_name((eddy_field_type_t)5));
     assert_int_equal(eddy_topology_edit_distance("sise", "size"), 1);
     assert_int_equal(eddy_topology_edit_distance("", "abc"), 3);
     assert_int_equal(eddy_topology_edit_distance("tumbing", "tumbling"), 1);
@@ -860,6 +979,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builder_builds_and_finishes),
+        cmocka_unit_test(test_field_declarations),
+        cmocka_unit_test(test_predicate_literals),
         cmocka_unit_test(test_builder_rejects),
         cmocka_unit_test(test_finish_rejects),
         cmocka_unit_test(test_default_retention),

@@ -1,8 +1,9 @@
 /*
  * test_topology_loader.c — topology files: both examples load with the stores,
  * windows, aggregates and fields users rely on; the conveniences of the format
- * work (topics lists, shorthands, integer and compound durations); and bad files
- * and strings fail with the exact message — file, JSON path, what was expected.
+ * work (topics lists, shorthands, integer and compound durations); field
+ * declarations and max_future give each field its rule; and bad files and
+ * strings fail with the exact message — file, JSON path, what was expected.
  * Files are found through EDDY_SOURCE_DIR, the repository path.
  */
 #include "test_support.h"
@@ -11,6 +12,7 @@
 #include "topology/topology_int.h"
 #include "topology/topology_json.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,14 +141,23 @@ static void test_monitoring_example(void **state)
 
     /* The decoder reads five fields, timestamp first; nothing else. */
     static const char *const fields[] = {"ts", "endpoint", "status", "latency_ms", "region"};
-    static const eddy_field_need_t needs[] = {EDDY_FIELD_SCALAR, EDDY_FIELD_SCALAR,
-                                              EDDY_FIELD_SCALAR, EDDY_FIELD_NUMBER,
-                                              EDDY_FIELD_SCALAR};
+    /* What each must hold: the declarations of "fields" (status a whole number from
+     * 100 to 599, latency_ms from 0 to 1e7 ms, endpoint and region strings). */
+    static const eddy_field_type_t types[] = {EDDY_FIELD_NUMBER, EDDY_FIELD_STRING,
+                                              EDDY_FIELD_INTEGER, EDDY_FIELD_NUMBER,
+                                              EDDY_FIELD_STRING};
+    static const double mins[] = {-INFINITY, -INFINITY, 100, 0, -INFINITY};
+    static const double maxs[] = {INFINITY, INFINITY, 599, 1e7, INFINITY};
     assert_int_equal(eddy_topology_field_count(topo), 5);
     for (size_t i = 0; i < 5; i++) {
+        const eddy_field_rule_t *r = eddy_topology_field_rule(topo, i);
         assert_string_equal(eddy_topology_field_name(topo, i), fields[i]);
-        assert_int_equal(topo->field_needs[i], needs[i]);
+        assert_int_equal(r->type, types[i]);
+        assert_true(r->required);
+        assert_false(r->coerce);
+        assert_true(r->min == mins[i] && r->max == maxs[i]);
     }
+    assert_int_equal(eddy_topology_max_future(topo), -1);
     eddy_topology_destroy(topo);
 }
 
@@ -476,6 +487,170 @@ static void test_bad_strings(void **state)
     assert_non_null(strstr(err, "x.json: line 2, column 3: invalid JSON: "));
 }
 
+/* "fields" declarations and max_future: what each field must hold comes from its
+ * uses and its declaration; the timestamp's bound from source.timestamp. */
+static void test_fields(void **state)
+{
+    char err[1024];
+    eddy_topology_t *topo = load_quoted(
+        "{'name':'t','source':{'topic':'in','timestamp':{'field':'ts','format':'epoch_ms',"
+        "'max_future':'1h'}},'fields':{'status':{'type':'integer','coerce':true,'min':100,"
+        "'max':599},'lat':{'type':'number','min':0},'ok':{'type':'boolean'},"
+        "'w e':{'type':'string'}},'stores':[{'name':'s','group_by':['status','w e','k'],"
+        "'window':{'type':'tumbling','size':'1m'},'aggregates':[{'name':'m','op':'mean',"
+        "'field':'lat'},{'name':'e','op':'count_if','where':'ok == true or r == \\'x\\' or "
+        "`w e` != \\'y\\' or n > 1'}]}]}",
+        err, sizeof(err));
+    if (!topo)
+        fail_msg("%s", err);
+    assert_int_equal(eddy_topology_max_future(topo), 3600000);
+    static const struct {
+        const char *name;
+        eddy_field_type_t type;
+        bool required, coerce;
+        double min, max;
+    } want[] = {
+        {"ts", EDDY_FIELD_NUMBER, true, false, -INFINITY, INFINITY},
+        {"status", EDDY_FIELD_INTEGER, true, true, 100, 599},
+        {"w e", EDDY_FIELD_STRING, true, false, -INFINITY, INFINITY},
+        {"k", EDDY_FIELD_ANY, true, false, -INFINITY, INFINITY},
+        {"lat", EDDY_FIELD_NUMBER, true, false, 0, INFINITY},
+        {"ok", EDDY_FIELD_BOOL, false, false, -INFINITY, INFINITY},
+        {"r", EDDY_FIELD_STRING, false, false, -INFINITY, INFINITY},
+        {"n", EDDY_FIELD_NUMBER, false, false, -INFINITY, INFINITY},
+    };
+    assert_int_equal(eddy_topology_field_count(topo), 8);
+    for (size_t i = 0; i < 8; i++) {
+        const eddy_field_rule_t *r = eddy_topology_field_rule(topo, i);
+        assert_string_equal(eddy_topology_field_name(topo, i), want[i].name);
+        if (r->type != want[i].type || r->required != want[i].required ||
+            r->coerce != want[i].coerce || r->min != want[i].min || r->max != want[i].max)
+            fail_msg("field %s: %s%s%s %g..%g", want[i].name, eddy_field_type_name(r->type),
+                     r->required ? " required" : "", r->coerce ? " coerce" : "", r->min, r->max);
+    }
+    /* describe --json shows the rules with the field table, and the bound. */
+    json_t *j = eddy_topology_to_json(topo);
+    json_t *status = json_array_get(json_object_get(j, "fields"), 1);
+    assert_string_equal(json_string_value(json_object_get(status, "need")), "integer");
+    assert_true(json_is_true(json_object_get(status, "required")));
+    assert_true(json_is_true(json_object_get(status, "coerce")));
+    assert_true(json_real_value(json_object_get(status, "min")) == 100);
+    assert_true(json_real_value(json_object_get(status, "max")) == 599);
+    json_t *ok = json_array_get(json_object_get(j, "fields"), 5);
+    assert_true(json_is_false(json_object_get(ok, "required")));
+    assert_null(json_object_get(ok, "coerce"));
+    assert_null(json_object_get(ok, "min"));
+    json_t *ts = json_object_get(json_object_get(j, "source"), "timestamp");
+    assert_int_equal(json_integer_value(json_object_get(ts, "max_future_ms")), 3600000);
+    json_decref(j);
+    eddy_topology_destroy(topo);
+
+    /* Without max_future, eddy run's setting applies: null in describe. */
+    topo = load_example("activity.json");
+    j = eddy_topology_to_json(topo);
+    ts = json_object_get(json_object_get(j, "source"), "timestamp");
+    assert_true(json_is_null(json_object_get(ts, "max_future_ms")));
+    json_decref(j);
+    eddy_topology_destroy(topo);
+}
+
+#define FIELDS(decls, aggs)                                                                        \
+    "{" SOURCE ",'fields':{" decls "},'stores':[{" STORE_HEAD WINDOW ",'aggregates':[" aggs "]}]}"
+#define WHERE(name, text) "{'name':'" name "','op':'count_if','where':'" text "'}"
+
+static void test_bad_fields(void **state)
+{
+    static const struct {
+        const char *json, *error;
+    } cases[] = {
+        {"{" SOURCE ",'fields':[]}",
+         "bad.json: $.fields: expected an object of field declarations by name, such as "
+         "{\"latency_ms\": {\"type\": \"number\", \"min\": 0}}, got an empty array"},
+        {FIELDS("'a':'number'", COUNT),
+         "bad.json: $.fields.a: expected an object such as {\"type\": \"number\", \"min\": 0}, got "
+         "\"number\""},
+        {FIELDS("'a':{}", COUNT), "bad.json: $.fields.a: missing \"type\" (expected \"number\", "
+                                  "\"integer\", \"string\" or \"boolean\")"},
+        {FIELDS("'a':{'type':'numbr'}", COUNT),
+         "bad.json: $.fields.a.type: expected \"number\", \"integer\", \"string\" or \"boolean\", "
+         "got \"numbr\"; did you mean \"number\"?"},
+        {FIELDS("'a':{'type':'number','mx':1}", COUNT),
+         "bad.json: $.fields.a.mx: unknown key in a field declaration; did you mean \"max\"?"},
+        {FIELDS("'a':{'type':'number','range':[0,1]}", COUNT),
+         "bad.json: $.fields.a.range: unknown key in a field declaration (it takes type, coerce, "
+         "min, max)"},
+        {FIELDS("'a':{'type':'number','coerce':'yes'}", COUNT),
+         "bad.json: $.fields.a.coerce: expected true (read a string such as \"503\" as the "
+         "number 503) or false, got \"yes\""},
+        {FIELDS("'a':{'type':'number','min':'0'}", COUNT),
+         "bad.json: $.fields.a.min: expected a number, got \"0\""},
+        {FIELDS("'a':{'type':'string','coerce':true}", COUNT),
+         "bad.json: $.fields.a.coerce: coerce reads a string such as \"503\" as a number: it is "
+         "for fields of type number or integer, not string"},
+        {FIELDS("'a':{'type':'boolean','max':1}", COUNT),
+         "bad.json: $.fields.a.max: a range (max) is for fields of type number or integer, not "
+         "boolean"},
+        {FIELDS("'a':{'type':'integer','min':10,'max':5}", COUNT),
+         "bad.json: $.fields.a.max: expected max >= min (10), got 5"},
+        {FIELDS("'lattency':{'type':'number'}", "{'name':'m','op':'mean','field':'latency'}"),
+         "bad.json: $.fields.lattency: field \"lattency\" is declared but the topology does not "
+         "read it (a declaration of a field no store reads would check nothing); did you mean "
+         "\"latency\"?"},
+        {FIELDS("'x-y':{'type':'number'}", COUNT),
+         "bad.json: $.fields[\"x-y\"]: field \"x-y\" is declared but the topology does not read "
+         "it (a declaration of a field no store reads would check nothing)"},
+        {FIELDS("'ts':{'type':'number'}", COUNT),
+         "bad.json: $.fields.ts: \"ts\" is the timestamp field: its format and max_future are "
+         "declared at source.timestamp"},
+        {FIELDS("'a':{'type':'number'}", WHERE("e", "a == \\'x\\'")),
+         "bad.json: $.fields.a.type: declared number, but the field is compared with a string at "
+         "$.stores[0].aggregates[0].where"},
+        {FIELDS("'v':{'type':'string'}", "{'name':'m','op':'mean','field':'v'}"),
+         "bad.json: $.fields.v.type: declared string, but the field is read as a number (by a "
+         "mean) at $.stores[0].aggregates[0].field"},
+        {FIELDS("'a':{'type':'boolean'}", WHERE("e", "a >= 500")),
+         "bad.json: $.fields.a.type: declared boolean, but the field is compared with a number "
+         "at $.stores[0].aggregates[0].where"},
+        {AGGS(WHERE("e", "a == \\'x\\'") "," WHERE("f", "a > 5")),
+         "bad.json: $.stores[0].aggregates[1].where: field \"a\" is compared with a number here "
+         "but compared with a string at $.stores[0].aggregates[0].where; no value is both, so "
+         "one of them could never hold"},
+        {AGGS(WHERE("e", "a == 1 or a == \\'1\\'")),
+         "bad.json: $.stores[0].aggregates[0].where: field \"a\" is compared with a number and "
+         "compared with a string; no value is both, so one of them could never hold"},
+        {AGGS("{'name':'s','op':'sum','field':'b'}," WHERE("e", "b == true")),
+         "bad.json: $.stores[0].aggregates[1].where: field \"b\" is compared with true or false "
+         "here but read as a number (by a sum) at $.stores[0].aggregates[0].field; no value is "
+         "both, so one of them could never hold"},
+        {AGGS(WHERE("e", "ts > 0")),
+         "bad.json: $.stores[0].aggregates[0].where: field \"ts\" is compared with a number here "
+         "but the timestamp, a number or a string (format auto) at $.source.timestamp; give the "
+         "timestamp the format it has, epoch_ms or iso8601"},
+        {"{'name':'t','source':{'topic':'in','timestamp':{'field':'ts','format':'epoch_ms'}},"
+         "'stores':[{" STORE_HEAD WINDOW ",'aggregates':[" WHERE("e", "ts == \\'x\\'") "]}]}",
+         "bad.json: $.stores[0].aggregates[0].where: field \"ts\" is compared with a string here "
+         "but the timestamp, a number (format epoch_ms) at $.source.timestamp; no value is both, "
+         "so one of them could never hold"},
+        {"{'name':'t','source':{'topic':'in','timestamp':{'field':'ts','max_future':-5}}}",
+         "bad.json: $.source.timestamp.max_future: expected a duration such as \"1m\" or 60000, "
+         "got -5"},
+        {"{'name':'t','source':{'topic':'in','timestamp':{'field':'ts','max_future':'soon'}}}",
+         "bad.json: $.source.timestamp.max_future: expected a duration such as \"1m\" or 60000, "
+         "got \"soon\""},
+        {"{'name':'t','source':{'topic':'in','timestamp':{'field':'ts','max_futur':'1h'}}}",
+         "bad.json: $.source.timestamp.max_futur: unknown key in a timestamp; did you mean "
+         "\"max_future\"?"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[1024] = "";
+        eddy_topology_t *topo = load_quoted(cases[i].json, err, sizeof(err));
+        if (topo)
+            fail_msg("case %zu loaded: %s", i, cases[i].json);
+        if (strcmp(err, cases[i].error))
+            fail_msg("case %zu: %s\n  got  %s\n  want %s", i, cases[i].json, err, cases[i].error);
+    }
+}
+
 /* The seed-001 endpoints of monitoring.json are views; each resolves to its store. */
 static void test_monitoring_views(void **state)
 {
@@ -650,6 +825,13 @@ static void test_bad_files(void **state)
         {"bad_predicate.json",
          "$.stores[0].aggregates[1].where: column 8: expected a comparison operator (==, !=, <, "
          "<=, >, >=) after 'status', got 'is'"},
+        {"field_type_conflict.json",
+         "$.fields.status.type: declared string, but the field is compared with a number at "
+         "$.stores[0].aggregates[1].where"},
+        {"field_not_read.json",
+         "$.fields.latncy_ms: field \"latncy_ms\" is declared but the topology does not read it "
+         "(a declaration of a field no store reads would check nothing); did you mean "
+         "\"latency_ms\"?"},
         {"does_not_exist.json", "cannot read: No such file or directory"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -670,10 +852,16 @@ static void test_bad_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_monitoring_example), cmocka_unit_test(test_activity_example),
-        cmocka_unit_test(test_describe_json),      cmocka_unit_test(test_format_conveniences),
-        cmocka_unit_test(test_bad_strings),        cmocka_unit_test(test_bad_files),
-        cmocka_unit_test(test_monitoring_views),   cmocka_unit_test(test_bad_views),
+        cmocka_unit_test(test_monitoring_example),
+        cmocka_unit_test(test_activity_example),
+        cmocka_unit_test(test_describe_json),
+        cmocka_unit_test(test_format_conveniences),
+        cmocka_unit_test(test_bad_strings),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_monitoring_views),
+        cmocka_unit_test(test_bad_views),
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_bad_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
