@@ -253,7 +253,12 @@ void eddy_local_state_stats(const eddy_runtime_t *rt, eddy_local_state_stats_t *
     out->resets = atomic_load(&ls->resets);
     out->last_reset_ms = atomic_load(&ls->last_reset_ms);
     out->last_reset_ns = atomic_load(&ls->last_reset_ns);
-    out->resetting = atomic_load(&ls->resetting) || (rt->db && eddy_statedb_damaged(rt->db));
+    out->resetting = atomic_load(&ls->resetting);
+    if (!out->resetting) { /* rt->db may be swapped meanwhile: under the lock */
+        pthread_rwlock_rdlock(&ls->lock);
+        out->resetting = rt->db && eddy_statedb_damaged(rt->db);
+        pthread_rwlock_unlock(&ls->lock);
+    }
     pthread_mutex_lock(&ls->info_lock);
     snprintf(out->moved_to, sizeof(out->moved_to), "%s", ls->moved_to);
     snprintf(out->reason, sizeof(out->reason), "%s", ls->reason);
