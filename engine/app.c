@@ -3,9 +3,10 @@
  * configuration and the topology, checks the source topic, opens the state
  * database, starts the stream threads and the HTTP query server, and then waits
  * for SIGINT/SIGTERM (or a failed thread) to stop them in reverse order. When a
- * reader finds the local state damaged, it stops the stream threads, has the
- * state moved aside and reopened fresh (engine/local_state.h), and starts them
- * again; the HTTP server answers throughout.
+ * reader finds the local state damaged, it waits for the stream threads to halt
+ * (their tasks dropped), has the state moved aside and a fresh database opened
+ * (engine/local_state.h), and lets them restore their tasks; the HTTP server
+ * answers throughout.
  */
 #include "engine/cli.h"
 #include "engine/config.h"
