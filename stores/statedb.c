@@ -282,11 +282,12 @@ static eddy_err_t check_format(eddy_statedb_t *db, char *errstr, size_t errstr_s
  * RocksDB reads its MANIFEST (the log of which SST files make up the database)
  * as a log that a crash may have cut off: a last record that is incomplete is
  * taken for the end, the database opens as it was before that record — and the
- * SST files only the lost records knew are deleted as obsolete. Written by a
- * running RocksDB (one write and a sync per record), a MANIFEST ends at a record
- * boundary; one that does not was truncated after the fact, so it is refused as
- * damaged before RocksDB can open it. A cut exactly at a record boundary cannot
- * be told from a shorter MANIFEST.
+ * SST files only the lost records knew are deleted as obsolete. A running
+ * RocksDB writes each fragment of a record whole (one write(2) each), so a
+ * MANIFEST a crash left ends at a fragment's end; one that ends inside a
+ * fragment was truncated after the fact, and is refused as damaged before
+ * RocksDB can open it. A cut exactly at a fragment's end cannot be told from a
+ * shorter MANIFEST.
  *
  * The framing, as RocksDB (and LevelDB before it) writes it: 32 KiB blocks of
  * records, each a 7-byte header (CRC32C, u16 LE length, type) and its payload,
@@ -358,8 +359,9 @@ static eddy_err_t check_manifest(const char *dir, char *errstr, size_t errstr_si
     if (!block)
         return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
     free(block);
-    if (!bad && fragmented)
-        bad = 1; /* ends with the first or a middle fragment of a record */
+    /* Ending after a whole first or middle fragment is a crash between the writes
+     * of a record longer than a block (one write per fragment): RocksDB drops the
+     * record, which was never acknowledged, and nothing is lost. */
     if (!bad)
         return EDDY_OK;
     return eddy_errf(EDDY_ERR_CORRUPT, errstr, errstr_size,
