@@ -2,11 +2,16 @@
  * app.c — `eddy run`: one eddy application instance. The main thread loads the
  * configuration and the topology, checks the source topic, opens the state
  * database, starts the stream threads and the HTTP query server, and then waits
- * for SIGINT/SIGTERM (or a failed thread) to stop them in reverse order.
+ * for SIGINT/SIGTERM (or a failed thread) to stop them in reverse order. When a
+ * reader finds the local state damaged, it waits for the stream threads to halt
+ * (their tasks dropped), has the state moved aside and a fresh database opened
+ * (engine/local_state.h), and lets them restore their tasks; the HTTP server
+ * answers throughout.
  */
 #include "engine/cli.h"
 #include "engine/config.h"
 #include "engine/instances.h"
+#include "engine/local_state.h"
 #include "engine/log.h"
 #include "engine/runtime.h"
 #include "engine/sink.h"
@@ -48,7 +53,8 @@ static const char run_help[] =
     "                             producer.X address one client); repeatable\n"
     "  -h, --help                 this help\n"
     "\n"
-    "Other settings: poll.ms. See docs/running.md.\n";
+    "Other settings: poll.ms, state.corruption.action, state.verify.on.open. See\n"
+    "docs/running.md.\n";
 
 /* Each store's changelog must have one partition per source partition. A missing
  * one is created through the Admin API (real Kafka: compacted, and deleted after
@@ -187,6 +193,52 @@ static eddy_err_t check_topics(eddy_runtime_t *rt, char *errstr, size_t errstr_s
     return err;
 }
 
+/* Damaged local state was found while running. Every stream thread sees it,
+ * drops its tasks without a commit (what they did since their last commit is
+ * redone) and halts; a thread that failed on it instead is joined. Then the
+ * state is moved aside and a fresh database opened, the halted threads create
+ * their tasks again, which restore from the changelogs, and failed ones are
+ * started anew. The consumers of halted threads stay in the group. With
+ * state.corruption.action=fail, or when the reset fails, an error: eddy stops
+ * (the caller stops the threads). */
+static eddy_err_t reset_local_state(eddy_runtime_t *rt, eddy_stream_thread_t **threads)
+{
+    const int n = rt->cfg->num_stream_threads;
+    char errstr[1024], why[512];
+    eddy_local_state_noticed(rt->local_state);
+    eddy_statedb_damage(rt->db, why, sizeof(why));
+    if (eddy_local_state_fails(rt->local_state)) {
+        eddy_log_error("local state in %s/%s is damaged (%s); stopping "
+                       "(state.corruption.action=fail): move the dir away or set "
+                       "state.corruption.action=restore, and eddy restores it from the "
+                       "changelogs",
+                       rt->cfg->state_dir, rt->cfg->application_id, why);
+        return EDDY_ERR_CORRUPT;
+    }
+    eddy_log_error("local state is damaged (%s): halting the stream threads to move it aside", why);
+    for (int i = 0; i < n; i++) {
+        while (threads[i] && !eddy_stream_thread_halted(threads[i]) &&
+               !eddy_stream_thread_failed(threads[i]))
+            eddy_sleep_ns(2 * 1000000, NULL);
+        if (threads[i] && !eddy_stream_thread_halted(threads[i])) {
+            eddy_stream_thread_join(threads[i]); /* failed: its exit may still read rt->db */
+            threads[i] = NULL;
+        }
+    }
+    if (eddy_local_state_reset(rt->local_state, errstr, sizeof(errstr))) {
+        eddy_log_error("%s", errstr);
+        return EDDY_ERR_CORRUPT;
+    }
+    for (int i = 0; i < n; i++)
+        if (!threads[i] &&
+            !(threads[i] = eddy_stream_thread_start(rt, i, errstr, sizeof(errstr)))) {
+            eddy_log_error("%s", errstr);
+            return EDDY_ERR_STORE;
+        }
+    eddy_local_state_reset_done(rt->local_state);
+    return EDDY_OK;
+}
+
 /* Parses the command line into cfg: --config first, so flags override the file. */
 static int parse_args(int argc, char **argv, eddy_config_t *cfg)
 {
@@ -278,6 +330,7 @@ int eddy_cmd_run(int argc, char **argv)
     eddy_api_t *api = NULL;
     eddy_sink_t *sink = NULL;
     eddy_topology_t *topo = NULL;
+    eddy_local_state_t *local_state = NULL;
     rc = EDDY_EXIT_FAIL;
     if (!rt || eddy_metrics_init(&rt->metrics)) {
         fprintf(stderr, "eddy run: out of memory\n");
@@ -325,13 +378,7 @@ int eddy_cmd_run(int argc, char **argv)
         goto out;
     }
 
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/%s", cfg.state_dir, cfg.application_id);
-    /* eddy_statedb_open creates the directory (and its parents). */
-    const char *store_names[EDDY_TOPOLOGY_MAX_STORES];
     size_t n_stores = eddy_topology_store_count(topo);
-    for (size_t i = 0; i < n_stores; i++)
-        store_names[i] = eddy_topology_store(topo, i)->name;
     for (size_t i = 0; i < n_stores; i++) {
         rt->layouts[i] = eddy_agg_layout_new(eddy_topology_store(topo, i), errstr, sizeof(errstr));
         if (!rt->layouts[i]) {
@@ -339,8 +386,9 @@ int eddy_cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    rt->db = eddy_statedb_open(dir, store_names, n_stores, errstr, sizeof(errstr));
-    if (!rt->db) {
+    /* Creates <state.dir>/<application.id> (and its parents) as needed. */
+    local_state = eddy_local_state_open(rt, errstr, sizeof(errstr));
+    if (!local_state) {
         eddy_log_error("%s", errstr);
         goto out;
     }
@@ -379,6 +427,14 @@ int eddy_cmd_run(int argc, char **argv)
     int64_t next_sink_tick = eddy_mono_ns();
     while (!eddy_cli_stop) {
         eddy_sleep_ns(100 * 1000000, NULL);
+        /* Damage first: a thread that failed on the damaged state is reset too. */
+        if (eddy_local_state_damaged(local_state)) {
+            if (reset_local_state(rt, threads)) {
+                rc = EDDY_EXIT_FAIL;
+                break;
+            }
+            continue;
+        }
         if (sink && eddy_mono_ns() >= next_sink_tick) {
             eddy_sink_tick(sink);
             next_sink_tick = eddy_mono_ns() + cfg.commit_interval_ms * 1000000;
@@ -403,8 +459,7 @@ out:
     eddy_sink_destroy(sink);
     eddy_api_stop(api);
     eddy_instances_stop(rt->instances); /* after the API: queries read its table */
-    if (rt->db)
-        eddy_statedb_close(rt->db);
+    eddy_local_state_close(local_state, rc == EDDY_EXIT_OK);
     for (size_t i = 0; i < EDDY_TOPOLOGY_MAX_STORES; i++)
         eddy_agg_layout_destroy(rt->layouts[i]);
     eddy_topology_destroy(topo);

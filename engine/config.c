@@ -26,6 +26,15 @@ typedef struct key_def_s {
     const char *help; /* one line, for errors */
 } key_def_t;
 
+/* T_STR keys that take one of a few words (NULL-terminated lists). */
+static const struct {
+    const char *name;
+    const char *const choices[3];
+} choice_keys[] = {
+    {"state.corruption.action", {"restore", "fail", NULL}},
+    {"state.verify.on.open", {"true", "false", NULL}},
+};
+
 #define OFF(field) offsetof(eddy_config_t, field)
 
 static const key_def_t keys[] = {
@@ -71,6 +80,10 @@ static const key_def_t keys[] = {
     {"event.time.max.future.ms", T_INT, OFF(event_time_max_future_ms), 0, EDDY_DURATION_MAX_MS,
      "how far an event time may be ahead of the wall clock, ms (0..3153600000000); a topology's "
      "source.timestamp.max_future wins"},
+    {"state.corruption.action", T_STR, OFF(state_corruption_action), 0, 0,
+     "restore (move damaged local state aside, restore from the changelogs) or fail (stop)"},
+    {"state.verify.on.open", T_STR, OFF(state_verify_on_open), 0, 0,
+     "true or false: check every block of the local state at startup"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -98,6 +111,8 @@ void eddy_config_init(eddy_config_t *cfg)
     cfg->peer_timeout_ms = 500;
     cfg->http_static_dir = strdup("");
     cfg->event_time_max_future_ms = EDDY_MAX_FUTURE_DEFAULT_MS;
+    cfg->state_corruption_action = strdup("restore");
+    cfg->state_verify_on_open = strdup("true");
 }
 
 void eddy_config_free(eddy_config_t *cfg)
@@ -211,6 +226,20 @@ static eddy_err_t add_prop(eddy_kv_t *props, int *n, const char *key, const char
     return EDDY_OK;
 }
 
+/* Whether a T_STR key takes `value` (any, unless it is one of choice_keys). */
+static bool allowed(const key_def_t *def, const char *value)
+{
+    for (size_t i = 0; i < sizeof(choice_keys) / sizeof(choice_keys[0]); i++) {
+        if (strcmp(choice_keys[i].name, def->name))
+            continue;
+        for (const char *const *c = choice_keys[i].choices; *c; c++)
+            if (!strcmp(*c, value))
+                return true;
+        return false;
+    }
+    return true;
+}
+
 eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *value,
                            const char *origin, char *errstr, size_t errstr_size)
 {
@@ -222,6 +251,9 @@ eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *valu
         int64_t v;
         switch (def->type) {
         case T_STR:
+            if (!allowed(def, value))
+                return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "%s: %s=%s: expected %s",
+                                 origin, key, value, def->help);
             free(*(char **)field);
             *(char **)field = strdup(value);
             return EDDY_OK;

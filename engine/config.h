@@ -52,6 +52,8 @@ typedef struct eddy_config_s {
     int64_t peer_timeout_ms;          /* query.peer.timeout.ms: wait for a peer's partials */
     char *http_static_dir;            /* http.static.dir: dashboard files; "" = built ui/dist */
     int64_t event_time_max_future_ms; /* event.time.max.future.ms: bound on event times */
+    char *state_corruption_action;    /* state.corruption.action: restore or fail */
+    char *state_verify_on_open;       /* state.verify.on.open: true or false */
     eddy_kv_t consumer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every consumer */
     int n_consumer_props;                            /* entries used */
     eddy_kv_t producer_props[EDDY_CONFIG_MAX_PROPS]; /* passed to every producer */

@@ -102,6 +102,8 @@ typedef struct eddy_runtime_s {
     int dlq_partitions;                 /* its partition count (a task writes to its own % count) */
     eddy_metrics_t metrics;             /* counters, see above */
     struct eddy_instances_s *instances; /* peers (engine/instances.h); NULL: not published */
+    struct eddy_local_state_s *local_state; /* db's life and its readers' guard
+                                               (engine/local_state.h); NULL: db is fixed */
 } eddy_runtime_t;
 
 /** Sets up the metrics (all zero); EDDY_ERR_NOMEM if out of memory. */

@@ -25,8 +25,14 @@
  *
  * The changelogs are the truth; local state is a cache of them, so a task
  * resumes at the input position of its last commit marker wherever it runs.
+ * When a reader finds the local state damaged (stores/statedb.h), the thread
+ * drops its tasks without a commit, waits while the main thread moves the
+ * state aside and opens a fresh one (engine/local_state.h), and creates them
+ * again: they restore from the changelogs. Any other failure to read a task's
+ * state fails the thread.
  */
 #include "engine/stream_thread.h"
+#include "engine/local_state.h"
 #include "engine/log.h"
 #include "engine/restore.h"
 #include "engine/task.h"
@@ -70,6 +76,8 @@ struct eddy_stream_thread_s {
     int64_t delivery_failures;                         /* failed deliveries since the last commit */
     atomic_int stop;                                   /* set by signal_stop */
     atomic_bool failed;                                /* ended on a fatal error */
+    atomic_bool halted;                                /* tasks dropped, waiting for a fresh
+                                                          state db (restart_tasks) */
     int64_t last_commit_ns;                            /* monotonic time of the last commit */
     int64_t last_group_commit_ns; /* ... and of the last one sent to the group */
     rd_kafka_queue_t *queue;      /* the consumer's queue, read in batches */
@@ -255,7 +263,8 @@ static void on_restored(eddy_task_t *task, void *opaque)
     char errstr[512];
     if (eddy_task_restore_finish(task, errstr, sizeof(errstr))) {
         eddy_log_error("task %d: %s", eddy_task_partition(task), errstr);
-        fail(st);
+        if (!eddy_statedb_damaged(st->rt->db)) /* damaged: restart_tasks() redoes it */
+            fail(st);
         return;
     }
     atomic_fetch_add(&st->rt->metrics.restores, 1);
@@ -668,6 +677,24 @@ static void log_partitions(eddy_stream_thread_t *st, const char *what,
                   st->n_tasks);
 }
 
+/* Creates the task of partition p (RESTORING). A failure fails the thread, but
+ * on damaged state, which restart_tasks() redoes. */
+static eddy_task_t *new_task(eddy_stream_thread_t *st, int32_t p)
+{
+    char errstr[512];
+    st->tasks[p] = eddy_task_new(st->rt, p, st->index, errstr, sizeof(errstr));
+    if (!st->tasks[p]) {
+        eddy_log_error("cannot create task for partition %d: %s", p, errstr);
+        if (!eddy_statedb_damaged(st->rt->db))
+            fail(st);
+        return NULL;
+    }
+    st->n_tasks++;
+    st->fail_count[p] = 0;
+    st->fail_err[p] = RD_KAFKA_RESP_ERR_NO_ERROR;
+    return st->tasks[p];
+}
+
 static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t *parts,
                       bool cooperative)
 {
@@ -685,16 +712,8 @@ static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
             continue;
         }
         if (!st->tasks[p]) {
-            char errstr[512];
-            st->tasks[p] = eddy_task_new(st->rt, p, st->index, errstr, sizeof(errstr));
-            if (!st->tasks[p]) {
-                eddy_log_error("cannot create task for partition %d: %s", p, errstr);
-                fail(st);
+            if (!new_task(st, p))
                 continue;
-            }
-            st->n_tasks++;
-            st->fail_count[p] = 0;
-            st->fail_err[p] = RD_KAFKA_RESP_ERR_NO_ERROR;
             fresh[n_fresh++] = st->tasks[p];
         }
         int64_t next = eddy_task_next_offset(st->tasks[p]);
@@ -750,7 +769,8 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
      * a broker outage). */
     if (commit_end(st, true, false))
         fail(st);
-    else if (!lost && !atomic_load(&st->stop) && commit_tasks(st, false))
+    else if (!lost && !atomic_load(&st->stop) && !eddy_statedb_damaged(st->rt->db) &&
+             commit_tasks(st, false))
         eddy_log_error("could not commit revoked tasks; they will resume from the last "
                        "successful commit");
     for (int i = 0; i < parts->cnt; i++) {
@@ -774,6 +794,54 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
     } else {
         rd_kafka_assign(st->rk, NULL);
     }
+}
+
+/* The local state is damaged (found by any reader). Every task goes without a
+ * commit — what it did since its last commit is redone; only the commit in
+ * flight ends, its Kafka part being done already. Then the thread waits, not
+ * polling (no callback may touch the state db), until the main thread has a
+ * fresh state db in place, and creates the tasks of its assignment again: they
+ * claim and restore from their changelogs like new ones. The consumer stays in
+ * the group throughout, so nothing rebalances. */
+static void restart_tasks(eddy_stream_thread_t *st)
+{
+    commit_end(st, true, false); /* its write into the damaged db may fail: no matter */
+    for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
+        if (st->tasks[p]) {
+            eddy_restorer_remove(st->restorer, st->tasks[p]);
+            eddy_task_destroy(st->tasks[p]);
+            st->tasks[p] = NULL;
+            st->seek_pending[p] = false;
+        }
+    st->n_tasks = 0;
+    const uint64_t gen = eddy_local_state_generation(st->rt);
+    eddy_log_warn("local state damaged: tasks dropped without a commit; waiting for a fresh "
+                  "state database");
+    atomic_store(&st->halted, true); /* from here on rt->db is not touched */
+    while (!atomic_load(&st->stop) && eddy_local_state_generation(st->rt) == gen)
+        eddy_sleep_ns(5 * 1000000, NULL);
+    atomic_store(&st->halted, false);
+    if (atomic_load(&st->stop))
+        return;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(st->rk, &parts);
+    if (err) {
+        eddy_log_error("cannot read the assignment: %s", rd_kafka_err2str(err));
+        fail(st);
+        return;
+    }
+    eddy_task_t *fresh[EDDY_MAX_PARTITIONS];
+    int n_fresh = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        int p = parts->elems[i].partition;
+        if (p >= 0 && p < EDDY_MAX_PARTITIONS && !st->tasks[p] && new_task(st, p))
+            fresh[n_fresh++] = st->tasks[p];
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    eddy_log_info("local state: restoring %d tasks from their changelogs", n_fresh);
+    claim_tasks(st, fresh, n_fresh);
+    for (int i = 0; i < n_fresh; i++)
+        start_restore(st, fresh[i]);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -847,6 +915,10 @@ static void *thread_main(void *arg)
     rd_kafka_message_t *msgs[BATCH_MAX];
     st->last_commit_ns = eddy_mono_ns();
     while (!atomic_load(&st->stop)) {
+        if (eddy_statedb_damaged(st->rt->db)) { /* found by this thread or any reader */
+            restart_tasks(st);
+            continue;
+        }
         /* Restore before the poll: a task that finishes here seeks its input, and
          * the poll that follows cannot return a record fetched before that. While
          * restoring, the thread alternates slices of restore and of input for
@@ -874,9 +946,12 @@ static void *thread_main(void *arg)
              * counts, and each record's decision is committed exactly once, with
              * the offsets that passed it. */
             const int64_t now_ms = n > 0 ? eddy_now_ms() : 0;
+            bool unreadable = false; /* a task's state could not be read */
             for (ssize_t i = 0; i < n; i++) {
                 rd_kafka_message_t *msg = msgs[i];
-                if (!msg->err) {
+                if (unreadable) {
+                    /* read again once the state is whole */
+                } else if (!msg->err) {
                     int p = msg->partition;
                     /* A restoring task's input is paused; what was fetched before
                      * the pause is read again after the restore. */
@@ -885,18 +960,28 @@ static void *thread_main(void *arg)
                         int64_t next = eddy_task_next_offset(st->tasks[p]);
                         if (msg->offset > (next > 0 ? next : 0) + 1)
                             check_gap(st, p, next > 0 ? next : 0, msg->offset);
-                        eddy_task_process(st->tasks[p], msg, now_ms);
+                        if (eddy_task_process(st->tasks[p], msg, now_ms)) {
+                            /* Damaged state: restart_tasks() at the top of the
+                             * loop. Anything else (an I/O error, a full disk, a
+                             * value this eddy cannot read) fails the thread and
+                             * eddy stops with the error logged. No commit either way. */
+                            unreadable = true;
+                            if (!eddy_statedb_damaged(st->rt->db))
+                                fail(st);
+                        }
                     }
                 } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     eddy_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
                 }
                 rd_kafka_message_destroy(msg);
             }
-            if (!restoring || n <= 0 || eddy_mono_ns() >= slice_end)
+            if (!restoring || n <= 0 || eddy_mono_ns() >= slice_end || unreadable)
                 break;
         }
+        if (atomic_load(&st->stop) || eddy_statedb_damaged(st->rt->db))
+            continue; /* no commit after a task could not read its state */
         if (st->in_flight) {
-            if (commit_end(st, false, true)) {
+            if (commit_end(st, false, true) && !eddy_statedb_damaged(st->rt->db)) {
                 atomic_store(&st->failed, true);
                 break;
             }
@@ -904,7 +989,9 @@ static void *thread_main(void *arg)
             commit_begin(st);
         }
     }
-    if (!atomic_load(&st->failed))
+    /* Nothing goes into a damaged state db, nor to the changelogs from tasks that
+     * may have read it, but the commit in flight, which must end. */
+    if (!atomic_load(&st->failed) && !eddy_statedb_damaged(st->rt->db))
         commit_tasks(st, true);
     else
         commit_end(st, true, false); /* nothing may be left in flight */
@@ -1017,4 +1104,9 @@ void eddy_stream_thread_join(eddy_stream_thread_t *st)
 bool eddy_stream_thread_failed(const eddy_stream_thread_t *st)
 {
     return atomic_load(&st->failed);
+}
+
+bool eddy_stream_thread_halted(const eddy_stream_thread_t *st)
+{
+    return atomic_load(&st->halted);
 }

@@ -32,4 +32,9 @@ void eddy_stream_thread_join(eddy_stream_thread_t *st);
 /** True once the thread ended on a fatal error (the app then stops). */
 bool eddy_stream_thread_failed(const eddy_stream_thread_t *st);
 
+/** True while the thread, having found the local state damaged, has dropped its
+ *  tasks and waits for a fresh state db (eddy_local_state_generation to move):
+ *  from then on it does not touch rt->db. */
+bool eddy_stream_thread_halted(const eddy_stream_thread_t *st);
+
 #endif /* EDDY_STREAM_THREAD_H */

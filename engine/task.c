@@ -22,6 +22,11 @@
  * task, so that a record the producer refuses or the broker rejects is charged
  * to the task that wrote it (eddy_task_commit_error): the stream thread stops a
  * task whose commits keep failing for the same deterministic reason.
+ *
+ * A record whose window cannot be read from RocksDB (damaged state, an I/O
+ * error) is never folded into a fresh aggregate: the task is poisoned — it
+ * refuses to flush until rolled back — and the record is processed again after
+ * the restore that follows.
  */
 #include "engine/task.h"
 #include "engine/decode.h"
@@ -93,6 +98,9 @@ struct eddy_task_s {
     int64_t flush_offset;                          /* next_offset as of the last flush */
     int64_t flush_stream_time;                     /* stream_time as of the last flush */
     task_counts_t flush_counts;                    /* the counters then */
+    bool poisoned;                                 /* a record could not be applied: the work
+                                                      since the last commit is incomplete and
+                                                      must never be committed (rollback) */
     uint64_t incarnation;                          /* random id of this run of the task */
     uint64_t seq;                                  /* commits written in this incarnation */
     bool pending_marker;                           /* this commit produced markers */
@@ -120,6 +128,8 @@ struct eddy_task_s {
     eddy_statedb_batch_t *restore_batch;           /* restored records not yet written */
     int64_t restored_records;                      /* changelog records applied by the restore */
     int64_t restore_started_ns;                    /* when the restore began */
+    eddy_err_t restore_err;                        /* first failed write of the restore */
+    char restore_errstr[512];                      /* ... and what it said */
     uint64_t cache_hits, cache_misses;             /* of caches dropped by rollbacks */
     char *keys;                                    /* the current event's group key per
                                                       store, MAX_KEY bytes each */
@@ -321,34 +331,47 @@ size_t eddy_task_store_count(const eddy_task_t *task)
     return task->n_stores;
 }
 
-/* The cache entry of (window, key): cached, else loaded from RocksDB, else new. */
-static eddy_cache_entry_t *window_entry(eddy_task_t *task, task_store_t *ts, int64_t start,
-                                        const char *key, size_t key_len)
+/* The cache entry of (window, key) in *out: cached, else loaded from RocksDB,
+ * else new (absent from RocksDB). Anything else is an error, logged: a window
+ * that could not be read is never started afresh. */
+static eddy_err_t window_entry(eddy_task_t *task, task_store_t *ts, int64_t start, const char *key,
+                               size_t key_len, eddy_cache_entry_t **out)
 {
-    eddy_cache_entry_t *e = eddy_cache_find(ts->cache, start, key, key_len);
-    if (e)
-        return e;
+    if ((*out = eddy_cache_find(ts->cache, start, key, key_len)))
+        return EDDY_OK;
     eddy_agg_t *agg = eddy_agg_new(ts->layout);
-    if (!agg)
-        return NULL;
     size_t len = 0;
-    char errstr[256];
+    char errstr[512];
     bool found = false;
-    if (eddy_statedb_get(task->rt->db, ts->index, task->partition, start, key, key_len, task->buf,
-                         task->buf_cap, &len, &found, errstr, sizeof(errstr)) == EDDY_OK &&
-        found) {
-        if (len > task->buf_cap) { /* larger than the buffer: grow and read again */
+    eddy_err_t err =
+        agg ? EDDY_OK : eddy_errf(EDDY_ERR_NOMEM, errstr, sizeof(errstr), "out of memory");
+    if (!err)
+        err = eddy_statedb_get(task->rt->db, ts->index, task->partition, start, key, key_len,
+                               task->buf, task->buf_cap, &len, &found, errstr, sizeof(errstr));
+    if (!err && found && len > task->buf_cap) { /* larger than the buffer: grow, read again */
+        uint8_t *buf = realloc(task->buf, len * 2);
+        err = buf ? EDDY_OK : eddy_errf(EDDY_ERR_NOMEM, errstr, sizeof(errstr), "out of memory");
+        if (buf) {
+            task->buf = buf;
             task->buf_cap = len * 2;
-            task->buf = realloc(task->buf, task->buf_cap);
-            eddy_statedb_get(task->rt->db, ts->index, task->partition, start, key, key_len,
-                             task->buf, task->buf_cap, &len, &found, errstr, sizeof(errstr));
+            err = eddy_statedb_get(task->rt->db, ts->index, task->partition, start, key, key_len,
+                                   task->buf, task->buf_cap, &len, &found, errstr, sizeof(errstr));
         }
-        if (eddy_agg_deserialize(ts->layout, agg, task->buf, len))
-            eddy_log_error("task %d: store %s: unreadable state for a window at %lld; "
-                           "starting it afresh",
-                           task->partition, ts->def->name, (long long)start);
     }
-    return eddy_cache_insert(ts->cache, start, key, key_len, agg);
+    if (!err && found && eddy_agg_deserialize(ts->layout, agg, task->buf, len))
+        err = eddy_errf(EDDY_ERR_INVALID, errstr, sizeof(errstr),
+                        "the stored state (%zu bytes) is not an aggregate of this store", len);
+    if (!err && !(*out = eddy_cache_insert(ts->cache, start, key, key_len, agg))) {
+        agg = NULL; /* the cache freed it */
+        err = eddy_errf(EDDY_ERR_NOMEM, errstr, sizeof(errstr), "out of memory");
+    }
+    if (err) {
+        eddy_agg_destroy(agg);
+        eddy_log_error("task %d: store %s: cannot read the window at %lld: %s; its records "
+                       "since the last commit are processed again after a restore",
+                       task->partition, ts->def->name, (long long)start, errstr);
+    }
+    return err;
 }
 
 /* Room for n more bytes of dead letters; false if out of memory. */
@@ -459,12 +482,14 @@ static void note_dead_letter(eddy_task_t *task, const rd_kafka_message_t *msg, c
                       task->partition);
 }
 
-void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t now_ms)
+eddy_err_t eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t now_ms)
 {
     /* After a seek or a rollback the consumer may hand back records the task's
      * state already holds: each input offset is counted once. */
     if (msg->offset < task->next_offset)
-        return;
+        return EDDY_OK;
+    if (task->poisoned)
+        return EDDY_ERR_STATE;
     task->next_offset = msg->offset + 1;
     task->counts.consumed++;
 
@@ -473,7 +498,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t
     eddy_decoder_set_max_ts(task->decoder, now_ms + task->max_future_ms);
     if (eddy_decode_json(task->decoder, msg->payload, msg->len, task->values, &dec, &reason)) {
         note_dead_letter(task, msg, reason, dec.bad_field);
-        return;
+        return EDDY_OK;
     }
     /* Every store's key first: a record too big for one store goes to no store. */
     size_t key_lens[EDDY_TOPOLOGY_MAX_STORES];
@@ -482,7 +507,7 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t
                                   MAX_KEY, &key_lens[i])) {
             /* The decoder checked the group fields; only an oversized key gets here. */
             note_dead_letter(task, msg, "the group key is longer than 1024 bytes", -1);
-            return;
+            return EDDY_OK;
         }
     /* Only a record that goes to the stores moves stream time, and only a valid
      * event time gets here: never before 1970, never further ahead of the wall
@@ -506,16 +531,19 @@ void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t
                 task->counts.late++;
                 continue;
             }
-            eddy_cache_entry_t *e = window_entry(task, ts, starts[j], key, key_len);
-            if (!e) {
-                eddy_log_error("task %d: out of memory for store %s", task->partition,
-                               ts->def->name);
-                continue;
+            eddy_cache_entry_t *e = NULL;
+            eddy_err_t err = window_entry(task, ts, starts[j], key, key_len, &e);
+            if (err) {
+                /* Other windows may hold the record already: only a rollback
+                 * makes the task whole again. */
+                task->poisoned = true;
+                return err;
             }
             ts->collapses += eddy_agg_update(ts->layout, e->state, task->values);
             e->dirty = true;
         }
     }
+    return EDDY_OK;
 }
 
 /* --- commit ------------------------------------------------------------------------- */
@@ -719,6 +747,13 @@ eddy_err_t eddy_task_flush(eddy_task_t *task, eddy_statedb_batch_t *batch, rd_ka
                            size_t *written)
 {
     assert(task->state == EDDY_TASK_RUNNING);
+    *written = 0;
+    if (task->poisoned) {
+        eddy_log_error("task %d: not committed: a record could not be applied since the last "
+                       "commit",
+                       task->partition);
+        return EDDY_ERR_STATE;
+    }
     task->flush_batch = batch;
     task->flush_rk = rk;
     task->flush_err = EDDY_OK;
@@ -938,6 +973,7 @@ eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_siz
     for (size_t i = 0; i < task->n_stores; i++)
         task->stores[i].collapses = task->stores[i].committed_collapses;
     dl_clear(task); /* the input is read again, and so are they */
+    task->poisoned = false;
     /* A new incarnation: whatever the failed commit left in the changelogs is
      * either confirmed by its marker (and replayed by the restore that follows)
      * or abandoned for good. */
@@ -988,6 +1024,10 @@ static eddy_err_t restore_write(eddy_task_t *task, char *errstr, size_t errstr_s
 static void restore_commit(const eddy_changelog_rec_t *marker, int64_t offset, void *opaque)
 {
     task_store_t *ts = opaque;
+    if (ts->task->restore_err) { /* nothing more goes in: the restore fails at its finish */
+        eddy_statedb_batch_clear(ts->task->restore_batch);
+        return;
+    }
     if (marker->flags & EDDY_CHANGELOG_CLAIM) {
         /* A takeover carries no state: only the changelog position moves. */
         if (!ts->has_pos)
@@ -998,9 +1038,10 @@ static void restore_commit(const eddy_changelog_rec_t *marker, int64_t offset, v
     }
     ts->has_pos = true;
     if (eddy_statedb_batch_count(ts->task->restore_batch) >= 20000) {
-        char errstr[512];
-        if (restore_write(ts->task, errstr, sizeof(errstr)))
-            eddy_log_error("task %d: %s", ts->task->partition, errstr);
+        eddy_task_t *task = ts->task;
+        task->restore_err = restore_write(task, task->restore_errstr, sizeof(task->restore_errstr));
+        if (task->restore_err)
+            eddy_log_error("task %d: %s", task->partition, task->restore_errstr);
     }
 }
 
@@ -1009,6 +1050,7 @@ eddy_err_t eddy_task_restore_begin(eddy_task_t *task, int64_t *offsets, char *er
 {
     task->restored_records = 0;
     task->restore_started_ns = eddy_mono_ns();
+    task->restore_err = EDDY_OK;
     eddy_statedb_batch_clear(task->restore_batch);
     for (size_t i = 0; i < task->n_stores; i++) {
         task_store_t *ts = &task->stores[i];
@@ -1065,7 +1107,10 @@ eddy_err_t eddy_task_restore_finish(eddy_task_t *task, char *errstr, size_t errs
         eddy_changelog_replay_destroy(ts->replay);
         ts->replay = NULL;
     }
-    eddy_err_t err = restore_write(task, errstr, errstr_size);
+    /* A slice that could not be written leaves a gap: the restore failed. */
+    eddy_err_t err = task->restore_err ? eddy_errf(task->restore_err, errstr, errstr_size,
+                                                   "restore: %s", task->restore_errstr)
+                                       : restore_write(task, errstr, errstr_size);
     if (!err)
         err = load_positions(task, errstr, errstr_size);
     if (err)

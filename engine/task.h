@@ -38,12 +38,19 @@ int32_t eddy_task_partition(const eddy_task_t *task);
 eddy_task_state_t eddy_task_state(const eddy_task_t *task);
 size_t eddy_task_store_count(const eddy_task_t *task);
 
-/** Processes one record of the task's partition (RUNNING). Never fails: a record
- *  that cannot be decoded is counted and logged with its topic/partition/offset;
- *  a record below the task's position is ignored. `now_ms` is the wall clock (read
- *  once per batch by the caller): event times more than the topology's
- *  max_future (else event.time.max.future.ms) ahead of it are bad input. */
-void eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t now_ms);
+/** Processes one record of the task's partition (RUNNING). A record that cannot
+ *  be used is counted, logged with its topic/partition/offset and kept for the
+ *  dead-letter topic; a record below the task's position is ignored. `now_ms` is
+ *  the wall clock (read once per batch by the caller): event times more than the
+ *  topology's max_future (else event.time.max.future.ms) ahead of it are bad
+ *  input. Fails (logged) only when a window's stored state cannot be read:
+ *  EDDY_ERR_CORRUPT (the state db is damaged: eddy_statedb_damaged),
+ *  EDDY_ERR_STORE (an I/O error), EDDY_ERR_INVALID (a stored value this eddy
+ *  cannot read) or EDDY_ERR_NOMEM. The record is then not applied (no window
+ *  starts afresh), the task is poisoned — it fails every flush and process
+ *  (EDDY_ERR_STATE) until eddy_task_rollback — and the record is processed again
+ *  after the restore. */
+eddy_err_t eddy_task_process(eddy_task_t *task, const rd_kafka_message_t *msg, int64_t now_ms);
 
 /** Adds the dirty windows to `batch` and produces them with `rk` to the
  *  changelogs, followed by one marker per store if the task moved; `*written`
@@ -86,9 +93,9 @@ eddy_err_t eddy_task_commit_positions(eddy_task_t *task, eddy_statedb_batch_t *b
  *  from the cache and publishes the committed position and counters. */
 void eddy_task_committed(eddy_task_t *task);
 
-/** Forgets everything since the last commit (caches, position, counters) and
- *  starts a new incarnation; the task is RESTORING and must be restored before it
- *  processes again. */
+/** Forgets everything since the last commit (caches, position, counters, the
+ *  poison of a failed read) and starts a new incarnation; the task is RESTORING
+ *  and must be restored before it processes again. */
 eddy_err_t eddy_task_rollback(eddy_task_t *task, char *errstr, size_t errstr_size);
 
 /** Next input offset to process, or -1 when the task has no position and has
@@ -120,7 +127,8 @@ void eddy_task_restore_truncated(eddy_task_t *task, size_t store);
 bool eddy_task_restore_complete(const eddy_task_t *task);
 
 /** Writes the restored state with its positions and makes the task RUNNING at the
- *  restored input position (eddy_task_next_offset). */
+ *  restored input position (eddy_task_next_offset). Fails if any part of the
+ *  restore could not be written (the task stays RESTORING). */
 eddy_err_t eddy_task_restore_finish(eddy_task_t *task, char *errstr, size_t errstr_size);
 
 #endif /* EDDY_TASK_H */

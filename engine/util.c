@@ -31,6 +31,8 @@ const char *eddy_err_str(eddy_err_t err)
         return "not found";
     case EDDY_ERR_STATE:
         return "invalid state";
+    case EDDY_ERR_CORRUPT:
+        return "damaged data";
     }
     return "unknown error";
 }

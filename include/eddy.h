@@ -33,6 +33,7 @@ typedef enum eddy_err_e {
     EDDY_ERR_TIMEOUT = 6,  /**< an operation did not finish in time */
     EDDY_ERR_NOTFOUND = 7, /**< a named thing (topic, store, key) does not exist */
     EDDY_ERR_STATE = 8,    /**< call not valid in the object's current state */
+    EDDY_ERR_CORRUPT = 9,  /**< stored data is damaged (a checksum or structure check failed) */
 } eddy_err_t;
 
 /** Short, static name of an error code ("invalid argument", ...). */

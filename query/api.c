@@ -25,6 +25,7 @@
  */
 #include "query/api.h"
 #include "engine/instances.h"
+#include "engine/local_state.h"
 #include "query/answer_cache.h"
 #include "engine/log.h"
 #include "engine/util.h"
@@ -56,15 +57,20 @@ static int get_stores(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque
 {
     eddy_api_t *api = opaque;
     json_t *stores = json_array();
+    eddy_statedb_t *db = eddy_local_state_read_begin(api->rt); /* NULL: being reset */
     for (size_t i = 0; i < eddy_topology_store_count(api->rt->topo); i++) {
         const eddy_store_def_t *s = eddy_topology_store(api->rt->topo, i);
         json_t *j = eddy_store_def_to_json(s);
         uint64_t keys = 0, sst = 0;
-        eddy_statedb_store_stats(api->rt->db, (int)i, &keys, &sst);
-        json_object_set_new(j, "approximate_keys", json_integer((json_int_t)keys));
-        json_object_set_new(j, "sst_bytes", json_integer((json_int_t)sst));
+        if (db)
+            eddy_statedb_store_stats(db, (int)i, &keys, &sst);
+        json_object_set_new(j, "approximate_keys",
+                            db ? json_integer((json_int_t)keys) : json_null());
+        json_object_set_new(j, "sst_bytes", db ? json_integer((json_int_t)sst) : json_null());
         json_array_append_new(stores, j);
     }
+    if (db)
+        eddy_local_state_read_end(api->rt);
     json_t *body = json_object();
     json_object_set_new(body, "stores", stores);
     eddy_http_json(resp, 200, body);
@@ -96,18 +102,18 @@ static void add_window(int64_t start, const char *key, size_t key_len, const edd
 
 /* The body of GET /api/stores/{store}/windows (and of WebSocket store
  * subscriptions): the whole application's windows (query/cluster_query.h), or
- * only this instance's if `local`; NULL with errstr filled if the store cannot
- * be read. */
+ * only this instance's if `local`; NULL with *err and errstr filled if the store
+ * cannot be read (eddy_windows_error() answers it). */
 static json_t *windows_body(eddy_runtime_t *rt, const eddy_store_def_t *def, int64_t from,
-                            int64_t to, const char *key, bool local, char *errstr,
+                            int64_t to, const char *key, bool local, eddy_err_t *err, char *errstr,
                             size_t errstr_size)
 {
     const int idx = (int)def->index;
     windows_ctx_t w = {.rt = rt, .store = idx, .windows = json_array()};
     bool corrupt = false;
     eddy_coverage_t cov;
-    if (eddy_windows_cluster(rt, idx, from, to, key, local, add_window, &w, &cov, &corrupt, errstr,
-                             errstr_size)) {
+    if ((*err = eddy_windows_cluster(rt, idx, from, to, key, local, add_window, &w, &cov, &corrupt,
+                                     errstr, errstr_size))) {
         eddy_coverage_free(&cov);
         json_decref(w.windows);
         return NULL;
@@ -153,9 +159,12 @@ static int get_windows(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaqu
     const int64_t at_ns = eddy_mono_ns();
     if (cacheable && eddy_answer_cache_get(api->answers, cache_key, gen, resp))
         return 0;
-    char errstr[256];
-    json_t *body = windows_body(api->rt, def, from, to, key, local && !strcmp(local, "true"),
+    char errstr[512];
+    eddy_err_t err = EDDY_OK;
+    json_t *body = windows_body(api->rt, def, from, to, key, local && !strcmp(local, "true"), &err,
                                 errstr, sizeof(errstr));
+    if (!body)
+        return eddy_windows_error(resp, err, errstr);
     return eddy_answer_cache_put_json(cacheable ? api->answers : NULL, cache_key, gen, at_ns, body,
                                       errstr, resp);
 }
@@ -183,7 +192,9 @@ static json_t *ws_store_source(void *opaque, const char *name, json_t *params, c
         snprintf(err, errsz, "'from' (%lld) is after 'to' (%lld)", (long long)from, (long long)to);
         return NULL;
     }
-    return windows_body(api->rt, def, from, to, k ? json_string_value(k) : NULL, false, err, errsz);
+    eddy_err_t why = EDDY_OK;
+    return windows_body(api->rt, def, from, to, k ? json_string_value(k) : NULL, false, &why, err,
+                        errsz);
 }
 
 /* --- /api/health --------------------------------------------------------------------- */
@@ -328,16 +339,30 @@ static json_t *health_body(eddy_runtime_t *rt)
     json_object_set_new(broker, "last_commit_age_ms",
                         last > 0 ? json_integer(eddy_now_ms() - last) : json_null());
     json_object_set_new(body, "broker", broker);
+    /* Local state: damage found, where it went, whether a reset is under way. */
+    eddy_local_state_stats_t ls;
+    eddy_local_state_stats(rt, &ls);
+    json_t *state = json_object();
+    json_object_set_new(state, "status", json_string(ls.resetting ? "resetting" : "ok"));
+    json_object_set_new(state, "damaged", json_integer(ls.damaged));
+    json_object_set_new(state, "resets", json_integer(ls.resets));
+    json_object_set_new(state, "last_reset_ms",
+                        ls.last_reset_ms ? json_integer(ls.last_reset_ms) : json_null());
+    json_object_set_new(state, "last_reset_seconds",
+                        ls.last_reset_ms ? json_real((double)ls.last_reset_ns / 1e9) : json_null());
+    json_object_set_new(state, "moved_to", *ls.moved_to ? json_string(ls.moved_to) : json_null());
+    json_object_set_new(state, "reason", *ls.reason ? json_string(ls.reason) : json_null());
+    json_object_set_new(body, "local_state", state);
     /* Per stream thread: its tasks, running and restoring. */
     json_t *threads = json_array();
     for (int t = 1; t <= rt->cfg->num_stream_threads; t++) {
         int running = 0, restoring = 0, in_error = 0;
         for (int p = 0; p < rt->source_partitions; p++)
             if (atomic_load(&rt->metrics.parts[p].owner) == t) {
-                int state = atomic_load(&rt->metrics.parts[p].state);
-                restoring += state == EDDY_TASK_RESTORING;
-                in_error += state == EDDY_TASK_ERROR;
-                running += state == EDDY_TASK_RUNNING;
+                int task_state = atomic_load(&rt->metrics.parts[p].state);
+                restoring += task_state == EDDY_TASK_RESTORING;
+                in_error += task_state == EDDY_TASK_ERROR;
+                running += task_state == EDDY_TASK_RUNNING;
             }
         json_array_append_new(threads,
                               json_pack("{s:i, s:i, s:i, s:i}", "thread", t, "running", running,

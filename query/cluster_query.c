@@ -13,6 +13,7 @@
  */
 #include "query/cluster_query.h"
 #include "engine/instances.h"
+#include "engine/local_state.h"
 #include "engine/util.h"
 #include "query/peer_client.h"
 #include "stores/record_cache.h"
@@ -52,10 +53,8 @@ static bool merge_into(eddy_cache_t *merged, const eddy_agg_layout_t *layout, in
         eddy_agg_t *agg = eddy_agg_new(layout);
         if (!agg)
             return false;
-        if (!(e = eddy_cache_insert(merged, start, key, key_len, agg))) {
-            eddy_agg_destroy(agg);
-            return false;
-        }
+        if (!(e = eddy_cache_insert(merged, start, key, key_len, agg)))
+            return false; /* the cache freed agg */
     }
     eddy_agg_merge(layout, e->state, src);
     return true;
@@ -107,8 +106,16 @@ static eddy_err_t read_local(eddy_runtime_t *rt, int store, int64_t from, int64_
                     .key_len = key ? strlen(key) : 0};
     if (!s.scratch)
         return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    eddy_statedb_t *db = eddy_local_state_read_begin(rt);
+    if (!db) {
+        eddy_agg_destroy(s.scratch);
+        return eddy_errf(EDDY_ERR_STATE, errstr, errstr_size,
+                         "local state is being restored: damaged state was found and is moved "
+                         "aside; the tasks restore from their changelogs (retry shortly)");
+    }
     eddy_err_t err =
-        eddy_statedb_scan(rt->db, store, -1, from, to, scan_entry, &s, errstr, errstr_size);
+        eddy_statedb_scan(db, store, -1, from, to, scan_entry, &s, errstr, errstr_size);
+    eddy_local_state_read_end(rt);
     if (!err && s.nomem)
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory merging windows");
     *corrupt |= s.corrupt;
@@ -256,10 +263,11 @@ int eddy_partials_handle(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opa
     char errstr[256];
     if (!merged)
         return eddy_http_error(resp, 500, "out of memory");
-    if (read_local(rt, store, from, to, eddy_http_query(req, "key"), want, merged, covered,
-                   restoring, failed, &corrupt, errstr, sizeof(errstr))) {
+    eddy_err_t err = read_local(rt, store, from, to, eddy_http_query(req, "key"), want, merged,
+                                covered, restoring, failed, &corrupt, errstr, sizeof(errstr));
+    if (err) {
         eddy_cache_destroy(merged);
-        return eddy_http_error(resp, 500, "%s", errstr);
+        return eddy_windows_error(resp, err, errstr);
     }
     encode_ctx_t c = {.layout = rt->layouts[store], .windows = json_array()};
     eddy_cache_foreach(merged, encode_entry, &c);
@@ -500,6 +508,18 @@ out:
     free(peers);
     eddy_cache_destroy(merged);
     return err;
+}
+
+int eddy_windows_error(eddy_http_resp_t *resp, eddy_err_t err, const char *errstr)
+{
+    if (err == EDDY_ERR_STATE)
+        return eddy_http_error(resp, 503, "%s", errstr);
+    if (err == EDDY_ERR_CORRUPT)
+        return eddy_http_error(resp, 503,
+                               "local state is being restored: %s; it is moved aside and the "
+                               "tasks restore from their changelogs (retry shortly)",
+                               errstr);
+    return eddy_http_error(resp, 500, "%s", errstr);
 }
 
 void eddy_coverage_json(const eddy_coverage_t *cov, json_t *body)

@@ -35,11 +35,18 @@ typedef struct eddy_coverage_s {
 /** Visits the windows of `store` starting in [from, to) (only group key `key`
  *  if not NULL), merged over every partition this instance or, unless
  *  local_only, a live peer could read, in (start, key) order. *cov says which.
- *  *corrupt is set if some entry (local or a peer's) could not be read. */
+ *  *corrupt is set if some entry (local or a peer's) could not be read. Fails
+ *  with EDDY_ERR_STATE while the local state is damaged or being reset
+ *  (engine/local_state.h), EDDY_ERR_CORRUPT when this read found it damaged. */
 eddy_err_t eddy_windows_cluster(eddy_runtime_t *rt, int store, int64_t from, int64_t to,
                                 const char *key, bool local_only, eddy_window_fn *fn, void *opaque,
                                 eddy_coverage_t *cov, bool *corrupt, char *errstr,
                                 size_t errstr_size);
+
+/** Answers a failed window read: 503 "local state is being restored" when this
+ *  instance's state is damaged or being reset (EDDY_ERR_CORRUPT, EDDY_ERR_STATE:
+ *  retry shortly), 500 otherwise. Returns what eddy_http_error returns. */
+int eddy_windows_error(eddy_http_resp_t *resp, eddy_err_t err, const char *errstr);
 
 /** Sets "partitions", "restoring", "failed", "unreachable", "complete" (every
  *  source partition covered, none restoring or failed), "local" and "peers" on

@@ -14,6 +14,7 @@
  */
 #include "query/prometheus.h"
 #include "eddy.h"
+#include "engine/local_state.h"
 #include "query/ws.h"
 
 #include <assert.h>
@@ -593,9 +594,34 @@ static void write_sketch_collapses(eddy_prom_t *prom, eddy_runtime_t *rt)
 static void write_stores(eddy_prom_t *prom, eddy_runtime_t *rt)
 {
     size_t n = eddy_topology_store_count(rt->topo);
-    uint64_t keys[EDDY_TOPOLOGY_MAX_STORES], sst[EDDY_TOPOLOGY_MAX_STORES];
-    for (size_t i = 0; i < n && i < EDDY_TOPOLOGY_MAX_STORES; i++)
-        eddy_statedb_store_stats(rt->db, (int)i, &keys[i], &sst[i]);
+    uint64_t keys[EDDY_TOPOLOGY_MAX_STORES] = {0}, sst[EDDY_TOPOLOGY_MAX_STORES] = {0};
+    eddy_statedb_t *db = eddy_local_state_read_begin(rt); /* NULL while reset: zeros */
+    for (size_t i = 0; db && i < n && i < EDDY_TOPOLOGY_MAX_STORES; i++)
+        eddy_statedb_store_stats(db, (int)i, &keys[i], &sst[i]);
+    if (db)
+        eddy_local_state_read_end(rt);
+    eddy_local_state_stats_t ls;
+    eddy_local_state_stats(rt, &ls);
+    eddy_prom_metric(prom, "eddy_state_damaged_total", EDDY_PROM_COUNTER,
+                     "Times the local state was found damaged (at startup or by a read), "
+                     "moved aside and restored from the changelogs (or, with "
+                     "state.corruption.action=fail, eddy stopped).",
+                     (double)ls.damaged);
+    eddy_prom_metric(prom, "eddy_state_resets_total", EDDY_PROM_COUNTER,
+                     "Times damaged local state was moved aside and a fresh state database "
+                     "opened.",
+                     (double)ls.resets);
+    eddy_prom_metric(prom, "eddy_state_last_reset_timestamp_seconds", EDDY_PROM_GAUGE,
+                     "Wall-clock time the last reset of damaged local state ended (0: none).",
+                     (double)ls.last_reset_ms / 1000.0);
+    eddy_prom_metric(prom, "eddy_state_last_reset_duration_seconds", EDDY_PROM_GAUGE,
+                     "How long the last reset took, from the damage noticed to the stream "
+                     "threads running again (0: none; the restore follows).",
+                     (double)ls.last_reset_ns / 1e9);
+    eddy_prom_metric(prom, "eddy_state_resetting", EDDY_PROM_GAUGE,
+                     "1 while damaged local state is being moved aside (queries answer 503), "
+                     "else 0.",
+                     ls.resetting);
     eddy_prom_family(prom, "eddy_store_keys", EDDY_PROM_GAUGE,
                      "Keys in the store's column family, all tasks (RocksDB's estimate, "
                      "rocksdb.estimate-num-keys).");

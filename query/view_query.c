@@ -110,8 +110,7 @@ static void on_window(int64_t start, const char *key, size_t key_len, const eddy
         if (!e) {
             eddy_agg_t *state = eddy_agg_new(r->layout);
             if (!state || !(e = eddy_cache_insert(r->keys, 0, key, key_len, state))) {
-                eddy_agg_destroy(state);
-                r->nomem = true;
+                r->nomem = true; /* (the cache freed state) */
                 return;
             }
         }
@@ -195,10 +194,11 @@ static int local_param(eddy_http_req_t *req, eddy_http_resp_t *resp, bool *local
 /* --- GET <view route> --------------------------------------------------------------- */
 
 /* The answer of `view` over n windows back from `at` (INT64_MIN: nothing
- * processed yet), for group key `key`; NULL with err filled on failure. */
+ * processed yet), for group key `key`; NULL with *code and err filled on failure. */
 static json_t *view_body(const view_route_t *vr, int64_t n, int64_t at, const char *at_source,
-                         const char *key, bool local, char *err, size_t errsz)
+                         const char *key, bool local, eddy_err_t *code, char *err, size_t errsz)
 {
+    *code = EDDY_OK;
     const eddy_view_def_t *view = vr->view;
     eddy_runtime_t *rt = vr->rt;
     const eddy_window_spec_t *w = &view->store->window;
@@ -223,17 +223,19 @@ static json_t *view_body(const view_route_t *vr, int64_t n, int64_t at, const ch
          * above at - size. */
         current = floor_div(at - w->size_ms, w->advance_ms) * w->advance_ms + w->advance_ms;
         int64_t from = current - (n - 1) * w->advance_ms;
-        char errstr[256];
+        char errstr[512];
+        eddy_err_t rerr = EDDY_ERR_NOMEM;
         if ((view->combine == EDDY_VIEW_MERGE && !r.keys) ||
-            eddy_windows_cluster(rt, store, from, current + 1, key, local, on_window, &r, &cov,
-                                 &corrupt, errstr, sizeof(errstr)) ||
+            (rerr = eddy_windows_cluster(rt, store, from, current + 1, key, local, on_window, &r,
+                                         &cov, &corrupt, errstr, sizeof(errstr))) ||
             r.nomem) {
             eddy_coverage_free(&cov);
             json_decref(body);
             json_decref(r.windows);
             eddy_cache_destroy(r.keys);
-            eddy_errf(EDDY_ERR_STORE, err, errsz, "view '%s': %s", view->name,
-                      r.nomem || !r.keys ? "out of memory" : errstr);
+            *code = rerr ? rerr : EDDY_ERR_NOMEM;
+            eddy_errf(*code, err, errsz, "view '%s': %s", view->name,
+                      rerr == EDDY_ERR_NOMEM || r.nomem ? "out of memory" : errstr);
             return NULL;
         }
         json_object_set_new(body, "at", json_integer(at));
@@ -255,7 +257,7 @@ static json_t *view_body(const view_route_t *vr, int64_t n, int64_t at, const ch
             json_decref(body);
             json_decref(r.windows);
             eddy_cache_destroy(r.keys);
-            eddy_errf(EDDY_ERR_NOMEM, err, errsz, "view '%s': out of memory", view->name);
+            *code = eddy_errf(EDDY_ERR_NOMEM, err, errsz, "view '%s': out of memory", view->name);
             return NULL;
         }
         json_decref(r.windows);
@@ -335,8 +337,11 @@ static int get_view(eddy_http_req_t *req, eddy_http_resp_t *resp, void *opaque)
     bool cacheable = len > 0 && (size_t)len < sizeof(ck);
     if (cacheable && eddy_answer_cache_get(vr->answers, ck, gen, resp))
         return 0;
-    char err[512];
-    json_t *body = view_body(vr, n, at, at_source, key, local, err, sizeof(err));
+    char err[768];
+    eddy_err_t code = EDDY_OK;
+    json_t *body = view_body(vr, n, at, at_source, key, local, &code, err, sizeof(err));
+    if (!body)
+        return eddy_windows_error(resp, code, err);
     return eddy_answer_cache_put_json(cacheable ? vr->answers : NULL, ck, gen, at_ns, body, err,
                                       resp);
 }
@@ -375,12 +380,13 @@ static int get_key_series(eddy_http_req_t *req, eddy_http_resp_t *resp, void *op
         .rt = rt, .store = store, .layout = rt->layouts[store], .windows = json_array()};
     bool corrupt = false;
     eddy_coverage_t cov = {0};
-    char errstr[256];
-    if (eddy_windows_cluster(rt, store, from, to, key, local, on_window, &r, &cov, &corrupt, errstr,
-                             sizeof(errstr))) {
+    char errstr[512];
+    eddy_err_t err = eddy_windows_cluster(rt, store, from, to, key, local, on_window, &r, &cov,
+                                          &corrupt, errstr, sizeof(errstr));
+    if (err) {
         eddy_coverage_free(&cov);
         json_decref(r.windows);
-        return eddy_http_error(resp, 500, "%s", errstr);
+        return eddy_windows_error(resp, err, errstr);
     }
     json_t *body = json_object();
     json_object_set_new(body, "store", json_string(def->name));
@@ -441,7 +447,8 @@ static json_t *ws_view_source(void *opaque, const char *name, json_t *params, ch
         at = json_integer_value(jat);
         at_source = "query";
     }
-    return view_body(vr, n, at, at_source, key, json_is_true(jlocal), err, errsz);
+    eddy_err_t code = EDDY_OK;
+    return view_body(vr, n, at, at_source, key, json_is_true(jlocal), &code, err, errsz);
 }
 
 void eddy_view_query_ws(eddy_view_query_t *vq, eddy_ws_t *ws)

@@ -3,6 +3,7 @@
  * keyed like the tasks' caches, collects the merge; entries are then sorted.
  */
 #include "query/window_query.h"
+#include "engine/local_state.h"
 #include "engine/util.h"
 #include "stores/record_cache.h"
 
@@ -68,7 +69,14 @@ eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int6
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out;
     }
-    err = eddy_statedb_scan(rt->db, store, -1, from, to, merge_entry, &m, errstr, errstr_size);
+    eddy_statedb_t *db = eddy_local_state_read_begin(rt);
+    if (!db) {
+        err = eddy_errf(EDDY_ERR_STATE, errstr, errstr_size,
+                        "local state is being restored (damaged state was found)");
+        goto out;
+    }
+    err = eddy_statedb_scan(db, store, -1, from, to, merge_entry, &m, errstr, errstr_size);
+    eddy_local_state_read_end(rt);
     if (!err && m.nomem)
         err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory merging windows");
     if (err)

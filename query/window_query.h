@@ -20,7 +20,8 @@ typedef void(eddy_window_fn)(int64_t start, const char *key, size_t key_len, con
 
 /** Visits the merged windows of store `store` starting in [from, to), only those
  *  of group key `key` if it is not NULL. *corrupt is set if some stored entry
- *  could not be read (it is skipped). */
+ *  could not be read (it is skipped). EDDY_ERR_STATE while the local state is
+ *  damaged or being reset (engine/local_state.h). */
 eddy_err_t eddy_windows_merged(eddy_runtime_t *rt, int store, int64_t from, int64_t to,
                                const char *key, eddy_window_fn *fn, void *opaque, bool *corrupt,
                                char *errstr, size_t errstr_size);

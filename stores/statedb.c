@@ -9,9 +9,11 @@
  * families, and two background threads. Sorted batches (the restore's bulk
  * load) hold their puts back and hand them to RocksDB in key order.
  *
- * What always holds: the handle's fields are written only by open and close,
- * so every other call reads them without a lock; keys in a store column
- * family are window keys (window_key.h); task ids are >= 0.
+ * What always holds: the handle's fields are written only by open and close
+ * (but the damage mark, set once by the first call that finds damage), so every
+ * other call reads them without a lock; keys in a store column family are
+ * window keys (window_key.h); task ids are >= 0. Every RocksDB error passes
+ * through store_error(), which tells damage from other failures.
  */
 #include "stores/statedb.h"
 #include "stores/window_key.h"
@@ -22,10 +24,13 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define META_CF        "eddy_meta"
 #define FORMAT_KEY     "\377format" /* first byte above any task's (tasks are >= 0) */
@@ -50,6 +55,8 @@ struct eddy_statedb_s {
     size_t n_cf;                          /* entries in cf */
     char **names;                         /* declared store names, owned */
     size_t n_stores;                      /* entries in names */
+    atomic_int damaged;                   /* 0; 1 while damage is written; 2 once it is */
+    char damage[512];                     /* the first error that found damage */
 };
 
 /* A put held back by a sorted batch: its key and value are in the arena. */
@@ -87,6 +94,60 @@ static int64_t get_be64(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         u = u << 8 | p[i];
     return (int64_t)u;
+}
+
+/* --- errors ---------------------------------------------------------------------- */
+
+/* RocksDB's status text names its kind. "Corruption:" is a failed checksum or
+ * structure check; "No such file or directory" in the database's own dir is a
+ * file it needs that is gone (RocksDB opens only files it knows). Both mean the
+ * state is damaged. The rest (a full disk, EIO, permissions, a read-only file
+ * system) is the environment: moving the state aside would not help. */
+static bool is_damage(const char *err)
+{
+    return !strncmp(err, "Corruption:", 11) || strstr(err, "No such file or directory");
+}
+
+/* Marks the database damaged, keeping the first message. */
+static void mark_damaged(eddy_statedb_t *db, const char *why)
+{
+    int expected = 0;
+    if (!db || !atomic_compare_exchange_strong(&db->damaged, &expected, 1))
+        return;
+    snprintf(db->damage, sizeof(db->damage), "%s", why);
+    atomic_store_explicit(&db->damaged, 2, memory_order_release);
+    eddy_log_error("state: %s is damaged: %s", db->dir, why);
+}
+
+/* Formats "<what>: <RocksDB's error>" into errstr, frees err and returns
+ * EDDY_ERR_CORRUPT (marking db damaged) or EDDY_ERR_STORE. db may be NULL (open). */
+static eddy_err_t store_error(eddy_statedb_t *db, char *err, char *errstr, size_t errstr_size,
+                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static eddy_err_t store_error(eddy_statedb_t *db, char *err, char *errstr, size_t errstr_size,
+                              const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    const eddy_err_t code = is_damage(err) ? EDDY_ERR_CORRUPT : EDDY_ERR_STORE;
+    eddy_errf(code, errstr, errstr_size, "%s: %s", what, err);
+    rocksdb_free(err);
+    if (code == EDDY_ERR_CORRUPT)
+        mark_damaged(db, errstr_size ? errstr : what);
+    return code;
+}
+
+bool eddy_statedb_damaged(const eddy_statedb_t *db)
+{
+    return atomic_load_explicit(&db->damaged, memory_order_relaxed) != 0;
+}
+
+void eddy_statedb_damage(const eddy_statedb_t *db, char *why, size_t why_size)
+{
+    bool written = atomic_load_explicit(&db->damaged, memory_order_acquire) == 2;
+    snprintf(why, why_size, "%s", written ? db->damage : "");
 }
 
 /* mkdir -p: creates dir and its missing parents. */
@@ -192,12 +253,9 @@ static eddy_err_t check_format(eddy_statedb_t *db, char *errstr, size_t errstr_s
     size_t len = 0;
     char *v = rocksdb_get_cf(db->rdb, db->ropts, db->meta, FORMAT_KEY, sizeof(FORMAT_KEY) - 1, &len,
                              &err);
-    if (err) {
-        eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot read the state format in %s: %s",
-                  db->dir, err);
-        rocksdb_free(err);
-        return EDDY_ERR_STORE;
-    }
+    if (err)
+        return store_error(db, err, errstr, errstr_size, "cannot read the state format in %s",
+                           db->dir);
     if (v) {
         uint32_t format = len == 4 ? eddy_key_get_u32((const uint8_t *)v) : 0;
         rocksdb_free(v);
@@ -212,23 +270,162 @@ static eddy_err_t check_format(eddy_statedb_t *db, char *errstr, size_t errstr_s
     eddy_key_put_u32(f, EDDY_STATEDB_FORMAT);
     rocksdb_put_cf(db->rdb, db->wopts_sync, db->meta, FORMAT_KEY, sizeof(FORMAT_KEY) - 1,
                    (const char *)f, sizeof(f), &err);
-    if (err) {
-        eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot write the state format in %s: %s",
-                  db->dir, err);
-        rocksdb_free(err);
-        return EDDY_ERR_STORE;
-    }
+    if (err)
+        return store_error(db, err, errstr, errstr_size, "cannot write the state format in %s",
+                           db->dir);
     return EDDY_OK;
+}
+
+/* --- the MANIFEST's framing ------------------------------------------------------- */
+
+/*
+ * RocksDB reads its MANIFEST (the log of which SST files make up the database)
+ * as a log that a crash may have cut off: a last record that is incomplete is
+ * taken for the end, the database opens as it was before that record — and the
+ * SST files only the lost records knew are deleted as obsolete. A running
+ * RocksDB writes each fragment of a record whole (one write(2) each), so a
+ * MANIFEST a crash left ends at a fragment's end; one that ends inside a
+ * fragment was truncated after the fact, and is refused as damaged before
+ * RocksDB can open it. A cut exactly at a fragment's end cannot be told from a
+ * shorter MANIFEST.
+ *
+ * The framing, as RocksDB (and LevelDB before it) writes it: 32 KiB blocks of
+ * records, each a 7-byte header (CRC32C, u16 LE length, type) and its payload,
+ * never crossing a block; fewer than 7 bytes at a block's end are zero padding.
+ * Types: 1 a whole record, 2/3/4 the first/middle/last fragment of one, 0 (with
+ * length 0) preallocated space. Anything else is left for RocksDB to judge.
+ */
+#define LOG_BLOCK  32768
+#define LOG_HEADER 7
+
+/* EDDY_ERR_CORRUPT if `dir`'s current MANIFEST ends inside a record; EDDY_OK when
+ * it does not, and when there is none or CURRENT does not name one (RocksDB then
+ * says what is wrong). */
+static eddy_err_t check_manifest(const char *dir, char *errstr, size_t errstr_size)
+{
+    char path[4096], name[64];
+    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return EDDY_OK; /* a new database, or RocksDB reports it */
+    size_t n = fread(name, 1, sizeof(name) - 1, f);
+    fclose(f);
+    name[n] = '\0';
+    size_t len = strspn(name, "MANIFEST-0123456789");
+    if (strncmp(name, "MANIFEST-", 9) || len == 9 || name[len] != '\n')
+        return EDDY_OK; /* RocksDB refuses it as corrupted */
+    name[len] = '\0';
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (!(f = fopen(path, "rb")))
+        return EDDY_OK;
+    static const char *const why[] = {NULL, "its last record is cut off",
+                                      "a record crosses a block boundary",
+                                      "a record fragment is out of order"};
+    int bad = 0;
+    bool fragmented = false, more = true;
+    uint8_t *block = malloc(LOG_BLOCK);
+    int64_t offset = 0;
+    while (block && more && !bad) {
+        size_t got = fread(block, 1, LOG_BLOCK, f);
+        more = got == LOG_BLOCK;
+        size_t pos = 0;
+        while (!bad && got - pos >= LOG_HEADER) {
+            size_t length = block[pos + 4] | (size_t)block[pos + 5] << 8;
+            uint8_t type = block[pos + 6];
+            if (type == 0 && length == 0) { /* preallocated: the end of what was written */
+                more = false;
+                pos = got;
+                break;
+            }
+            if (type < 1 || type > 4) { /* a kind this check does not know */
+                more = false;
+                pos = got;
+                break;
+            }
+            if (pos + LOG_HEADER + length > got) {
+                bad = got < LOG_BLOCK ? 1 : 2;
+                break;
+            }
+            if ((type == 1 || type == 2) == fragmented)
+                bad = 3; /* a whole or first record inside a record, or a fragment outside */
+            fragmented = type == 2 || type == 3;
+            pos += LOG_HEADER + length;
+        }
+        if (!bad && got < LOG_BLOCK && pos < got) /* the file ends inside a header */
+            bad = 1;
+        offset += (int64_t)got;
+    }
+    fclose(f);
+    if (!block)
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    free(block);
+    /* Ending after a whole first or middle fragment is a crash between the writes
+     * of a record longer than a block (one write per fragment): RocksDB drops the
+     * record, which was never acknowledged, and nothing is lost. */
+    if (!bad)
+        return EDDY_OK;
+    return eddy_errf(EDDY_ERR_CORRUPT, errstr, errstr_size,
+                     "cannot open the state in %s: Corruption: %s (%lld bytes) is damaged: %s", dir,
+                     path, (long long)offset, why[bad]);
 }
 
 /* --- open / close ---------------------------------------------------------------- */
 
+eddy_err_t eddy_statedb_verify(eddy_statedb_t *db, uint64_t *bytes, char *errstr,
+                               size_t errstr_size)
+{
+    /* Every block read from its file (not the cache), also those under range
+     * deletes, which a compaction would read later. */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(ro, 1);
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_readoptions_set_ignore_range_deletions(ro, 1);
+    rocksdb_readoptions_set_total_order_seek(ro, 1);
+    rocksdb_readoptions_set_readahead_size(ro, 2 << 20);
+    uint64_t total = 0;
+    eddy_err_t ret = EDDY_OK;
+    for (size_t i = 0; i <= db->n_cf && !ret; i++) {
+        rocksdb_column_family_handle_t *cf = i < db->n_cf ? db->cf[i] : db->meta;
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db->rdb, ro, cf);
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t klen, vlen;
+            rocksdb_iter_key(it, &klen);
+            rocksdb_iter_value(it, &vlen);
+            total += klen + vlen;
+        }
+        char *err = NULL;
+        rocksdb_iter_get_error(it, &err);
+        rocksdb_iter_destroy(it);
+        if (err)
+            ret = store_error(db, err, errstr, errstr_size, "verifying the state in %s", db->dir);
+    }
+    rocksdb_readoptions_destroy(ro);
+    if (bytes)
+        *bytes = total;
+    return ret;
+}
+
 eddy_statedb_t *eddy_statedb_open(const char *dir, const char *const *store_names, size_t n_stores,
                                   char *errstr, size_t errstr_size)
 {
-    if (check_names(store_names, n_stores, errstr, errstr_size) ||
-        make_dirs(dir, errstr, errstr_size))
+    return eddy_statedb_open_with(dir, store_names, n_stores, NULL, NULL, errstr, errstr_size);
+}
+
+eddy_statedb_t *eddy_statedb_open_with(const char *dir, const char *const *store_names,
+                                       size_t n_stores, const eddy_statedb_open_opts_t *opts,
+                                       eddy_err_t *why, char *errstr, size_t errstr_size)
+{
+    eddy_err_t code = check_names(store_names, n_stores, errstr, errstr_size);
+    if (!code)
+        code = make_dirs(dir, errstr, errstr_size);
+    if (!code)
+        code = check_manifest(dir, errstr, errstr_size);
+    if (code) {
+        if (why)
+            *why = code;
         return NULL;
+    }
+    code = EDDY_ERR_STORE;
 
     eddy_statedb_t *db = calloc(1, sizeof(*db));
     char **existing = NULL;
@@ -285,30 +482,40 @@ eddy_statedb_t *eddy_statedb_open(const char *dir, const char *const *store_name
 
     db->rdb = open_families(db, names, cf_opts, n, handles, &err);
     if (err) {
-        if (strstr(err, "/LOCK"))
-            eddy_errf(EDDY_ERR_STATE, errstr, errstr_size,
-                      "state dir %s is in use by another eddy process (RocksDB LOCK); give each "
-                      "instance its own --state-dir",
-                      dir);
-        else
-            eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot open the state in %s: %s", dir,
-                      err);
-        rocksdb_free(err);
+        if (strstr(err, "/LOCK")) {
+            code = eddy_errf(EDDY_ERR_STATE, errstr, errstr_size,
+                             "state dir %s is in use by another eddy process (RocksDB LOCK); "
+                             "give each instance its own --state-dir",
+                             dir);
+            rocksdb_free(err);
+        } else {
+            code = store_error(NULL, err, errstr, errstr_size, "cannot open the state in %s", dir);
+        }
         goto fail;
     }
     rocksdb_column_family_handle_destroy(handles[0]);
     db->meta = handles[1];
     db->n_cf = n - 2;
     memcpy(db->cf, handles + 2, db->n_cf * sizeof(*db->cf));
-    if (check_format(db, errstr, errstr_size))
+    if ((code = check_format(db, errstr, errstr_size)))
         goto fail;
+    if (opts && opts->verify) {
+        int64_t t0 = eddy_mono_ns();
+        uint64_t bytes = 0;
+        if ((code = eddy_statedb_verify(db, &bytes, errstr, errstr_size)))
+            goto fail;
+        eddy_log_info("state: verified %s (%.1f MiB of keys and values) in %.0f ms", dir,
+                      (double)bytes / (1 << 20), (double)(eddy_mono_ns() - t0) / 1e6);
+    }
     if (db->n_cf > n_stores)
         eddy_log_info("state: %s holds %zu store(s) the topology does not declare; kept, unused",
                       dir, db->n_cf - n_stores);
+    code = EDDY_OK;
     goto out;
 
 nomem:
-    eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory opening the state in %s", dir);
+    code = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory opening the state in %s",
+                     dir);
 fail:
     eddy_statedb_close(db);
     db = NULL;
@@ -318,7 +525,37 @@ out:
     free(names);
     if (existing)
         rocksdb_list_column_families_destroy(existing, n_existing);
+    if (why)
+        *why = code;
     return db;
+}
+
+eddy_err_t eddy_statedb_move_aside(const char *dir, char *moved, size_t moved_size, char *errstr,
+                                   size_t errstr_size)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT)
+        return eddy_errf(EDDY_ERR_NOTFOUND, errstr, errstr_size, "%s does not exist", dir);
+    char stamp[32];
+    struct tm tm;
+    time_t now = time(NULL);
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    for (int i = 1; i < 1000; i++) {
+        int n = i == 1 ? snprintf(moved, moved_size, "%s.damaged-%s", dir, stamp)
+                       : snprintf(moved, moved_size, "%s.damaged-%s-%d", dir, stamp, i);
+        if (n < 0 || (size_t)n >= moved_size)
+            return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "state dir %s: path too long",
+                             dir);
+        if (lstat(moved, &st) == 0 || errno != ENOENT)
+            continue; /* taken: the next suffix (rename would replace an empty dir) */
+        if (rename(dir, moved) == 0)
+            return EDDY_OK;
+        return eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "cannot move %s aside to %s: %s", dir,
+                         moved, strerror(errno));
+    }
+    return eddy_errf(EDDY_ERR_IO, errstr, errstr_size,
+                     "cannot move %s aside: too many %s.damaged-%s*", dir, dir, stamp);
 }
 
 void eddy_statedb_close(eddy_statedb_t *db)
@@ -367,12 +604,8 @@ eddy_err_t eddy_statedb_flush(eddy_statedb_t *db, char *errstr, size_t errstr_si
     if (!err)
         rocksdb_flush_cf(db->rdb, fo, db->meta, &err);
     rocksdb_flushoptions_destroy(fo);
-    if (err) {
-        eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot flush the state in %s: %s", db->dir,
-                  err);
-        rocksdb_free(err);
-        return EDDY_ERR_STORE;
-    }
+    if (err)
+        return store_error(db, err, errstr, errstr_size, "cannot flush the state in %s", db->dir);
     return EDDY_OK;
 }
 
@@ -625,12 +858,8 @@ eddy_err_t eddy_statedb_write(eddy_statedb_t *db, eddy_statedb_batch_t *batch, b
         return EDDY_OK;
     char *err = NULL;
     rocksdb_write(db->rdb, sync ? db->wopts_sync : db->wopts, batch->wb, &err);
-    if (err) {
-        eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot write state to %s: %s", db->dir,
-                  err);
-        rocksdb_free(err);
-        return EDDY_ERR_STORE;
-    }
+    if (err)
+        return store_error(db, err, errstr, errstr_size, "cannot write state to %s", db->dir);
     return EDDY_OK;
 }
 
@@ -656,12 +885,9 @@ eddy_err_t eddy_statedb_get(eddy_statedb_t *db, int store, int32_t task, int64_t
         rocksdb_get_pinned_cf(db->rdb, db->ropts, db->cf[store], (const char *)k, klen, &err);
     if (k != stack)
         free(k);
-    if (err) {
-        eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot read state of store %s: %s",
-                  db->names[store], err);
-        rocksdb_free(err);
-        return EDDY_ERR_STORE;
-    }
+    if (err)
+        return store_error(db, err, errstr, errstr_size, "cannot read state of store %s",
+                           db->names[store]);
     if (!ps)
         return EDDY_OK;
     const char *v = rocksdb_pinnableslice_value(ps, len);
@@ -681,11 +907,8 @@ static eddy_err_t get_meta(eddy_statedb_t *db, const char *k, size_t klen, uint8
     size_t len = 0;
     *found = false;
     char *v = rocksdb_get_cf(db->rdb, db->ropts, db->meta, k, klen, &len, &err);
-    if (err) {
-        eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot read the %s: %s", what, err);
-        rocksdb_free(err);
-        return EDDY_ERR_STORE;
-    }
+    if (err)
+        return store_error(db, err, errstr, errstr_size, "cannot read the %s", what);
     if (!v)
         return EDDY_OK;
     unsigned got = len > 0 ? (uint8_t)v[0] : 0;
@@ -778,10 +1001,11 @@ eddy_err_t eddy_statedb_scan(eddy_statedb_t *db, int store, int32_t task, int64_
         size_t klen, vlen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
         if (klen < EDDY_WINDOW_KEY_PREFIX) {
-            ret = eddy_errf(EDDY_ERR_STORE, errstr, errstr_size,
+            ret = eddy_errf(EDDY_ERR_CORRUPT, errstr, errstr_size,
                             "store %s in %s holds a %zu-byte key, not a window key: the state "
-                            "dir is damaged; wipe it to rebuild",
+                            "dir is damaged",
                             db->names[store], db->dir, klen);
+            mark_damaged(db, errstr_size ? errstr : "a key that is not a window key");
             break;
         }
         uint32_t t = eddy_key_get_u32(k);
@@ -805,11 +1029,8 @@ eddy_err_t eddy_statedb_scan(eddy_statedb_t *db, int store, int32_t task, int64_
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    if (err) {
-        ret = eddy_errf(EDDY_ERR_STORE, errstr, errstr_size, "cannot scan store %s: %s",
-                        db->names[store], err);
-        rocksdb_free(err);
-    }
+    if (err)
+        ret = store_error(db, err, errstr, errstr_size, "cannot scan store %s", db->names[store]);
     return ret;
 }
 

@@ -13,6 +13,13 @@
  * Threads: the handle is shared by every stream and query thread; all calls
  * taking only a db are thread-safe. A batch belongs to the thread filling it.
  * Reads see committed batches whole or not at all; a scan sees one point in time.
+ *
+ * Damage: a call that finds the database damaged (RocksDB's Corruption status, a
+ * file it needs gone, a key no eddy wrote) returns EDDY_ERR_CORRUPT and marks the
+ * handle damaged for good (eddy_statedb_damaged); every other failure (a full
+ * disk, an I/O error, permissions) is EDDY_ERR_STORE. Local state is a cache of
+ * the changelogs: damaged state is moved aside (eddy_statedb_move_aside) and
+ * rebuilt; docs/stores.md, "Damaged local state".
  */
 #ifndef EDDY_STATEDB_H
 #define EDDY_STATEDB_H
@@ -53,6 +60,42 @@ typedef struct eddy_checkpoint_s {
  *  format, or cannot be opened. Call once per process, from any thread. */
 eddy_statedb_t *eddy_statedb_open(const char *dir, const char *const *store_names, size_t n_stores,
                                   char *errstr, size_t errstr_size);
+
+/** How eddy_statedb_open_with opens. */
+typedef struct eddy_statedb_open_opts_s {
+    bool verify; /* read every block of every SST file at open, checking its checksum
+                    (costs a read of the whole state: docs/stores.md) */
+} eddy_statedb_open_opts_t;
+
+/** eddy_statedb_open with options (NULL: the defaults, no verification). On
+ *  failure *err (if not NULL) says why: EDDY_ERR_CORRUPT when the state in `dir`
+ *  is damaged (RocksDB refuses it as corrupt, a file it needs is gone, the
+ *  MANIFEST's last record is cut off, or the verification found a bad block),
+ *  EDDY_ERR_STATE when another process holds it or it has another format, other
+ *  codes otherwise. A damaged dir is left exactly as it was found. */
+eddy_statedb_t *eddy_statedb_open_with(const char *dir, const char *const *store_names,
+                                       size_t n_stores, const eddy_statedb_open_opts_t *opts,
+                                       eddy_err_t *err, char *errstr, size_t errstr_size);
+
+/** Reads every entry of every column family, checking every block's checksum
+ *  (not through the block cache), as the verification at open does; *bytes (if
+ *  not NULL) gets the bytes of keys and values read. EDDY_ERR_CORRUPT if a block
+ *  is damaged. Any thread. */
+eddy_err_t eddy_statedb_verify(eddy_statedb_t *db, uint64_t *bytes, char *errstr,
+                               size_t errstr_size);
+
+/** True once a call on this handle found the database damaged (see the top of
+ *  this file); one atomic load, any thread. */
+bool eddy_statedb_damaged(const eddy_statedb_t *db);
+
+/** What the first call that found the damage said ("" if none did yet). */
+void eddy_statedb_damage(const eddy_statedb_t *db, char *why, size_t why_size);
+
+/** Moves the closed state dir `dir` aside to `<dir>.damaged-<UTC time>` (a
+ *  suffix -2, -3, ... if that exists): nothing is deleted. `moved` gets the new
+ *  path. EDDY_ERR_NOTFOUND if `dir` does not exist (nothing to move). */
+eddy_err_t eddy_statedb_move_aside(const char *dir, char *moved, size_t moved_size, char *errstr,
+                                   size_t errstr_size);
 
 /** Closes the database. Every write that returned is in the WAL, so nothing
  *  is flushed first. No other call may be running or follow. NULL is a no-op. */

@@ -4,7 +4,9 @@
  * sorted batches (the restore's bulk load) equal to plain ones, atomic
  * batches of state + checkpoint that survive close and kill -9,
  * retention deletes, dropping a task, adding stores, the directory lock,
- * format checks, scans racing a writer thread, and stats. Each test works in
+ * format checks, scans racing a writer thread, stats, and damage: reads of a
+ * flipped block, the verification at open, a corrupted CURRENT, a MANIFEST cut
+ * inside a record, a missing file, and moving a dir aside. Each test works in
  * its own temporary state dir.
  */
 #define _GNU_SOURCE
@@ -14,6 +16,7 @@
 #include "stores/window_key.h"
 #include "topology/hash.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <signal.h>
@@ -985,6 +988,274 @@ static void test_stats(void **state)
     eddy_test_rmtree(dir);
 }
 
+/* --- damage --------------------------------------------------------------------- */
+
+/* Flips the first 64 bytes (the first data block) of every SST file of dir but
+ * eddy_meta's; returns how many files. */
+static int damage_store_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int damaged = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".sst"))
+            continue;
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r+b");
+        static char buf[1 << 20];
+        size_t n = fread(buf, 1, sizeof(buf), f);
+        if (!memmem(buf, n, "eddy_meta", 9)) {
+            for (int i = 0; i < 64; i++)
+                buf[i] ^= 0xff;
+            fseek(f, 0, SEEK_SET);
+            assert_int_equal(fwrite(buf, 1, 64, f), 64);
+            damaged++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return damaged;
+}
+
+static int count_sst(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        n += len > 4 && !strcmp(e->d_name + len - 4, ".sst");
+    }
+    closedir(d);
+    return n;
+}
+
+/* A state dir with 100 windows of store 0 and a checkpoint, all in SST files. */
+static void make_state(const char *dir)
+{
+    char errstr[256];
+    eddy_statedb_t *db = open_ok(dir, two_stores, 2);
+    eddy_statedb_batch_t *batch = eddy_statedb_batch_new();
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        int klen = snprintf(key, sizeof(key), "k%03d", i);
+        eddy_statedb_batch_put(batch, db, 0, 1, 60000, key, (size_t)klen, "value", 5);
+    }
+    eddy_statedb_batch_set_checkpoint(batch, db, 1, &(eddy_checkpoint_t){.input_offset = 100});
+    assert_int_equal(eddy_statedb_write(db, batch, false, errstr, sizeof(errstr)), EDDY_OK);
+    eddy_statedb_batch_destroy(batch);
+    assert_int_equal(eddy_statedb_flush(db, errstr, sizeof(errstr)), EDDY_OK);
+    eddy_statedb_close(db);
+}
+
+static eddy_err_t open_why(const char *dir, bool verify, char *errstr, size_t errstr_size)
+{
+    eddy_err_t why = EDDY_OK;
+    const eddy_statedb_open_opts_t opts = {.verify = verify};
+    eddy_statedb_t *db =
+        eddy_statedb_open_with(dir, two_stores, 2, &opts, &why, errstr, errstr_size);
+    if (db) {
+        assert_int_equal(why, EDDY_OK);
+        eddy_statedb_close(db);
+    }
+    return why;
+}
+
+/* A flipped data block: reads of it fail as damage and mark the handle; other
+ * reads go on; the verification at open finds it before any read. */
+static void test_damage_found_by_reads(void **state)
+{
+    (void)state;
+    char dir[256], errstr[512];
+    eddy_test_mkdtemp("statedb", dir, sizeof(dir));
+    make_state(dir);
+    assert_int_equal(open_why(dir, true, errstr, sizeof(errstr)), EDDY_OK); /* healthy */
+    assert_int_equal(damage_store_files(dir), 1);
+
+    eddy_statedb_t *db = open_ok(dir, two_stores, 2); /* no verification: opens */
+    assert_false(eddy_statedb_damaged(db));
+    eddy_statedb_damage(db, errstr, sizeof(errstr));
+    assert_string_equal(errstr, "");
+    eddy_checkpoint_t cp;
+    bool found = false;
+    assert_int_equal(eddy_statedb_get_checkpoint(db, 1, &cp, &found, errstr, sizeof(errstr)),
+                     EDDY_OK);
+    assert_true(found && cp.input_offset == 100);
+    assert_false(eddy_statedb_damaged(db));
+    char buf[64];
+    size_t len = 0;
+    assert_int_equal(eddy_statedb_get(db, 0, 1, 60000, "k007", 4, buf, sizeof(buf), &len, &found,
+                                      errstr, sizeof(errstr)),
+                     EDDY_ERR_CORRUPT);
+    assert_false(found);
+    assert_non_null(strstr(errstr, "Corruption"));
+    assert_true(eddy_statedb_damaged(db));
+    char why[512];
+    eddy_statedb_damage(db, why, sizeof(why));
+    assert_string_equal(why, errstr);
+    collect_t c = {0};
+    assert_int_equal(
+        eddy_statedb_scan(db, 0, -1, INT64_MIN, INT64_MAX, collect, &c, errstr, sizeof(errstr)),
+        EDDY_ERR_CORRUPT);
+    assert_int_equal(eddy_statedb_verify(db, NULL, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+    eddy_statedb_damage(db, errstr, sizeof(errstr));
+    assert_string_equal(errstr, why); /* the first damage found is the one kept */
+    eddy_statedb_close(db);
+
+    assert_int_equal(open_why(dir, true, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+    assert_non_null(strstr(errstr, "verifying the state in"));
+    assert_non_null(strstr(errstr, "block checksum mismatch"));
+    eddy_test_rmtree(dir);
+}
+
+/* The current MANIFEST of dir. */
+static void manifest_of(const char *dir, char *out, size_t size)
+{
+    char path[512], name[64] = "";
+    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(name, sizeof(name), f));
+    fclose(f);
+    name[strcspn(name, "\n")] = '\0';
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
+/* Where each record of a MANIFEST (RocksDB's log framing: 32 KiB blocks of
+ * 7-byte headers, CRC, u16 LE length, type, and payloads) starts; returns how many. */
+static int manifest_records(const char *path, long *starts, long *lens, int max)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static unsigned char b[1 << 20];
+    long size = (long)fread(b, 1, sizeof(b), f), pos = 0;
+    fclose(f);
+    int n = 0;
+    while (pos + 7 <= size && n < max) {
+        if (32768 - pos % 32768 < 7) {
+            pos += 32768 - pos % 32768;
+            continue;
+        }
+        starts[n] = pos;
+        lens[n] = 7 + (b[pos + 4] | (long)b[pos + 5] << 8);
+        pos += lens[n++];
+    }
+    assert_int_equal(pos, size); /* a MANIFEST RocksDB wrote ends at a record's end */
+    return n;
+}
+
+/* What RocksDB refuses or would silently undo is damage, found before it opens. */
+static void test_damaged_dir_at_open(void **state)
+{
+    (void)state;
+    char base[256], dir[300], path[600], errstr[512];
+    eddy_test_mkdtemp("statedb", base, sizeof(base));
+
+    /* CURRENT with a flipped byte, or naming a MANIFEST that is not there. */
+    snprintf(dir, sizeof(dir), "%s/current", base);
+    make_state(dir);
+    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    FILE *f = fopen(path, "w");
+    fputs("MANIFEST-0000x9\n", f);
+    fclose(f);
+    assert_int_equal(open_why(dir, false, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+    f = fopen(path, "w");
+    fputs("MANIFEST-999999\n", f);
+    fclose(f);
+    assert_int_equal(open_why(dir, false, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+    assert_non_null(strstr(errstr, "No such file or directory"));
+
+    /* A MANIFEST cut inside a record — at the end of its first record's header,
+     * in the middle of its last record. RocksDB would open the version before
+     * the cut and delete the SST files only later records named. */
+    for (int where = 0; where < 2; where++) {
+        snprintf(dir, sizeof(dir), "%s/manifest%d", base, where);
+        make_state(dir);
+        char manifest[600];
+        manifest_of(dir, manifest, sizeof(manifest));
+        long starts[4096], lens[4096];
+        int n = manifest_records(manifest, starts, lens, 4096);
+        assert_true(n >= 2);
+        long cut = where == 0 ? starts[0] + 6 : starts[n - 1] + lens[n - 1] / 2;
+        int ssts = count_sst(dir);
+        assert_int_equal(truncate(manifest, cut), 0);
+        assert_int_equal(open_why(dir, false, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+        assert_non_null(strstr(errstr, "its last record is cut off"));
+        assert_int_equal(count_sst(dir), ssts); /* nothing deleted */
+        if (where == 1) {
+            /* Cut at a record boundary it is a shorter MANIFEST, which no check can
+             * tell: RocksDB opens it (as the version before that record). */
+            assert_int_equal(truncate(manifest, starts[n - 1]), 0);
+            if (open_why(dir, false, errstr, sizeof(errstr)) != EDDY_OK)
+                fail_msg("%s", errstr);
+        }
+    }
+
+    /* An empty MANIFEST, and none at all. */
+    snprintf(dir, sizeof(dir), "%s/empty", base);
+    make_state(dir);
+    manifest_of(dir, path, sizeof(path));
+    assert_int_equal(truncate(path, 0), 0);
+    assert_int_equal(open_why(dir, false, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(open_why(dir, false, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+
+    /* A deleted SST file. */
+    snprintf(dir, sizeof(dir), "%s/sst", base);
+    make_state(dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".sst")) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            assert_int_equal(unlink(path), 0);
+            break;
+        }
+    closedir(d);
+    assert_int_equal(open_why(dir, false, errstr, sizeof(errstr)), EDDY_ERR_CORRUPT);
+
+    /* Not damage: another process holds it (test_locked_dir), another format
+     * (test_formats); and a file where the dir should be is an error of its own. */
+    snprintf(path, sizeof(path), "%s/file", base);
+    f = fopen(path, "w");
+    fclose(f);
+    snprintf(dir, sizeof(dir), "%s/file/state", base);
+    assert_int_equal(open_why(dir, false, errstr, sizeof(errstr)), EDDY_ERR_IO);
+    eddy_test_rmtree(base);
+}
+
+static void test_move_aside(void **state)
+{
+    (void)state;
+    char base[256], dir[300], moved[2][400], path[900], errstr[512];
+    eddy_test_mkdtemp("statedb", base, sizeof(base));
+    snprintf(dir, sizeof(dir), "%s/app", base);
+    for (int i = 0; i < 2; i++) {
+        make_state(dir);
+        assert_int_equal(
+            eddy_statedb_move_aside(dir, moved[i], sizeof(moved[i]), errstr, sizeof(errstr)),
+            EDDY_OK);
+        struct stat st;
+        assert_int_equal(stat(dir, &st), -1); /* gone from its place */
+        snprintf(path, sizeof(path), "%s/CURRENT", moved[i]);
+        assert_int_equal(stat(path, &st), 0); /* whole in the new one */
+        /* <dir>.damaged-YYYYMMDDTHHMMSSZ, then -2, ... within the same second */
+        assert_memory_equal(moved[i], dir, strlen(dir));
+        const char *stamp = moved[i] + strlen(dir);
+        assert_int_equal(strncmp(stamp, ".damaged-", 9), 0);
+        assert_true(strlen(stamp) >= 9 + 16 && stamp[9 + 8] == 'T' && stamp[9 + 15] == 'Z');
+    }
+    assert_string_not_equal(moved[0], moved[1]);
+    assert_int_equal(
+        eddy_statedb_move_aside(dir, moved[0], sizeof(moved[0]), errstr, sizeof(errstr)),
+        EDDY_ERR_NOTFOUND);
+    eddy_test_rmtree(base);
+}
+
 /* TSan reads this before main, so that `make tsan` needs no option: RocksDB is
  * not TSan-instrumented (tests/tsan.supp says why; other binaries use that file). */
 const char *__tsan_default_suppressions(void);
@@ -1026,6 +1297,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_scan_during_writes),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_damage_found_by_reads),
+        cmocka_unit_test(test_damaged_dir_at_open),
+        cmocka_unit_test(test_move_aside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
