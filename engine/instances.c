@@ -300,7 +300,9 @@ void eddy_instances_stop(eddy_instances_t *inst)
     atomic_store(&inst->stop, 1);
     pthread_join(inst->thread, NULL);
     publish(inst, &inst->self, true);
-    if (rd_kafka_flush(inst->producer, 2000))
+    /* No broker answered since the last commit: do not wait the 2 s for nothing. */
+    const bool down = atomic_load(&inst->rt->metrics.brokers_down);
+    if (rd_kafka_flush(inst->producer, down ? 100 : 2000))
         eddy_log_warn("could not publish that instance %s leaves; peers notice in %lld ms",
                       inst->id, (long long)(EDDY_INSTANCES_MISSED_BEATS * inst->self.interval_ms));
     rd_kafka_consumer_close(inst->consumer);

@@ -48,10 +48,13 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define KAFKA_TIMEOUT_MS 30000 /* one transactional call or flush */
-#define STOP_TIMEOUT_MS  5000  /* the same while stopping: a stop never hangs on Kafka */
-#define COMMIT_RETRIES   20    /* retriable commit failures before giving up */
-#define RESTORE_SLICE_MS 20    /* changelog reading between two polls */
+#define KAFKA_TIMEOUT_MS 30000 /* one step of a commit: a transactional call or flush */
+#define STOP_TIMEOUT_MS                                                                            \
+    5000                     /* all of them together once stopping: a stop never hangs             \
+                                (1 s when no broker answered since the last commit) */
+#define COMMIT_RETRIES   20  /* the commit and the abort may take this many steps' time */
+#define SLICE_MS         500 /* the longest one call waits before the stop is looked at */
+#define RESTORE_SLICE_MS 20  /* changelog reading between two polls */
 
 struct eddy_stream_thread_s {
     eddy_runtime_t *rt;                          /* shared, read-only context */
@@ -75,6 +78,7 @@ struct eddy_stream_thread_s {
     eddy_statedb_batch_t *batch;                       /* reused for every commit */
     int64_t delivery_failures;                         /* failed deliveries since the last commit */
     atomic_int stop;                                   /* set by signal_stop */
+    atomic_llong stop_ns;                              /* monotonic time stop was set */
     atomic_bool failed;                                /* ended on a fatal error */
     atomic_bool halted;                                /* tasks dropped, waiting for a fresh
                                                           state db (restart_tasks) */
@@ -101,17 +105,101 @@ enum { CM_IDLE, CM_BUSY, CM_DONE, CM_QUIT };
 
 #define BATCH_MAX 512 /* records taken from the consumer's queue at once */
 
-/* How long one Kafka call of a commit may take: shorter once stopping, when a
- * commit that cannot finish is simply left undone (the last one stands). */
-static int kafka_timeout(const eddy_stream_thread_t *st)
+static void request_stop(eddy_stream_thread_t *st)
 {
-    return atomic_load(&st->stop) ? STOP_TIMEOUT_MS : KAFKA_TIMEOUT_MS;
+    long long none = 0;
+    atomic_compare_exchange_strong(&st->stop_ns, &none, (long long)eddy_mono_ns());
+    atomic_store(&st->stop, 1);
 }
 
 static void fail(eddy_stream_thread_t *st)
 {
     atomic_store(&st->failed, true);
-    atomic_store(&st->stop, 1);
+    request_stop(st);
+}
+
+/* A transactional call (or a flush) with a timeout. */
+typedef rd_kafka_error_t *(*kafka_call_fn)(rd_kafka_t *rk, int timeout_ms, void *arg);
+
+/* Makes `fn` in slices of at most SLICE_MS for up to `budget_ms` (once stopping:
+ * until STOP_TIMEOUT_MS after the stop, for all calls together), again as long as
+ * it fails with a retriable error. A transactional call that timed out resumes
+ * where it was when called again (librdkafka), so slicing changes nothing but
+ * how soon a stop is noticed: with the brokers down, SIGTERM used to wait ~40 s
+ * in calls started before it. Returns the last error (owned), NULL on success, or
+ * a __TIMED_OUT error if the stop left no time for a first call. */
+static rd_kafka_error_t *kafka_call(eddy_stream_thread_t *st, int64_t budget_ms, kafka_call_fn fn,
+                                    void *arg, const char *what)
+{
+    const int64_t start = eddy_mono_ns();
+    int64_t end = start + budget_ms * 1000000, warned = start;
+    rd_kafka_error_t *error = NULL;
+    for (;;) {
+        int64_t now = eddy_mono_ns(), limit = end;
+        if (atomic_load(&st->stop)) {
+            /* With no broker answering, a second is all a stop waits for one. */
+            int64_t wait_ms = atomic_load(&st->rt->metrics.brokers_down) ? 1000 : STOP_TIMEOUT_MS;
+            int64_t stop_end = atomic_load(&st->stop_ns) + wait_ms * 1000000;
+            limit = stop_end < end ? stop_end : end;
+        }
+        int64_t left_ms = (limit - now) / 1000000;
+        if (left_ms <= 0)
+            return error ? error
+                         : rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT,
+                                              "%s: no time left while stopping", what);
+        if (error)
+            rd_kafka_error_destroy(error);
+        int64_t t0 = eddy_mono_ns();
+        error = fn(st->producer, left_ms < SLICE_MS ? (int)left_ms : SLICE_MS, arg);
+        /* A flush that timed out is worth going on with too. */
+        if (!error || !(rd_kafka_error_is_retriable(error) ||
+                        rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT))
+            return error;
+        /* The brokers cannot be reached: what /api/health says, and while
+         * stopping, the end of trying (the last commit stands). */
+        rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+        if (code == RD_KAFKA_RESP_ERR__TRANSPORT || code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+            code == RD_KAFKA_RESP_ERR__RESOLVE) {
+            atomic_store(&st->rt->metrics.brokers_down, 1);
+            if (atomic_load(&st->stop))
+                return error;
+        }
+        if (eddy_mono_ns() - warned >= 10LL * 1000000000) {
+            eddy_log_warn("%s: %s; still trying", what, rd_kafka_error_string(error));
+            warned = eddy_mono_ns();
+        }
+        /* A retriable error that came back at once: no busy loop. */
+        if (eddy_mono_ns() - t0 < 50 * 1000000)
+            eddy_sleep_ns(50 * 1000000, NULL);
+    }
+}
+
+static rd_kafka_error_t *commit_call(rd_kafka_t *rk, int timeout_ms, void *arg)
+{
+    return rd_kafka_commit_transaction(rk, timeout_ms);
+}
+
+static rd_kafka_error_t *abort_call(rd_kafka_t *rk, int timeout_ms, void *arg)
+{
+    return rd_kafka_abort_transaction(rk, timeout_ms);
+}
+
+static rd_kafka_error_t *flush_call(rd_kafka_t *rk, int timeout_ms, void *arg)
+{
+    rd_kafka_resp_err_t err = rd_kafka_flush(rk, timeout_ms);
+    return err ? rd_kafka_error_new(err, "%s", rd_kafka_err2str(err)) : NULL;
+}
+
+/* send_offsets_to_transaction's arguments. */
+typedef struct offsets_arg_s {
+    rd_kafka_topic_partition_list_t *offsets;
+    rd_kafka_consumer_group_metadata_t *cgmd;
+} offsets_arg_t;
+
+static rd_kafka_error_t *offsets_call(rd_kafka_t *rk, int timeout_ms, void *arg)
+{
+    offsets_arg_t *a = arg;
+    return rd_kafka_send_offsets_to_transaction(rk, a->offsets, a->cgmd, timeout_ms);
 }
 
 /* --- the changelog producer ------------------------------------------------------- */
@@ -169,6 +257,10 @@ static rd_kafka_t *make_producer(eddy_stream_thread_t *st, char *errstr, size_t 
         {"compression.codec", "zstd"},
         {"linger.ms", "5"},
         {"queue.buffering.max.messages", "1000000"},
+        /* Kafka's Java clients' default: librdkafka's 10 s made each transactional
+         * call wait up to that long for the next reconnect while a broker is down,
+         * timeout or not, and so a stop (librdkafka 2.0.2). */
+        {"reconnect.backoff.max.ms", "1000"},
         {"log_level", "4"},
         {"transactional.id", st->txn_id}, /* these two only with exactly_once_v2 */
         {"transaction.timeout.ms", "60000"},
@@ -326,10 +418,8 @@ static void claim_tasks(eddy_stream_thread_t *st, eddy_task_t **tasks, int n)
         if (eddy_task_claim(tasks[i], st->producer))
             goto failed;
     step = "commit";
-    if (st->eos)
-        error = rd_kafka_commit_transaction(st->producer, kafka_timeout(st));
-    else if (rd_kafka_flush(st->producer, kafka_timeout(st)))
-        goto failed;
+    error = kafka_call(st, KAFKA_TIMEOUT_MS, st->eos ? commit_call : flush_call, NULL,
+                       "commit of the claims");
     if (!error) {
         rd_kafka_poll(st->producer, 0);
         return;
@@ -341,7 +431,8 @@ failed:
     if (error)
         rd_kafka_error_destroy(error);
     if (st->eos) {
-        rd_kafka_error_t *e = rd_kafka_abort_transaction(st->producer, kafka_timeout(st));
+        rd_kafka_error_t *e =
+            kafka_call(st, KAFKA_TIMEOUT_MS, abort_call, NULL, "abort of the claims");
         if (e)
             rd_kafka_error_destroy(e);
     }
@@ -412,18 +503,12 @@ static void recover(eddy_stream_thread_t *st, const char *step, rd_kafka_error_t
         rd_kafka_error_destroy(error);
     atomic_fetch_add(&st->rt->metrics.aborts, 1);
     if (st->eos && !fatal) {
-        for (int attempt = 1;; attempt++) {
-            rd_kafka_error_t *e = rd_kafka_abort_transaction(st->producer, kafka_timeout(st));
-            if (!e)
-                break;
-            bool again = rd_kafka_error_is_retriable(e) && attempt < COMMIT_RETRIES &&
-                         !atomic_load(&st->stop);
-            eddy_log_warn("abort: %s%s", rd_kafka_error_string(e), again ? "; retrying" : "");
+        rd_kafka_error_t *e = kafka_call(st, (int64_t)KAFKA_TIMEOUT_MS * COMMIT_RETRIES, abort_call,
+                                         NULL, "abort of the transaction");
+        if (e) {
+            eddy_log_warn("abort: %s", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
-            if (!again) {
-                fatal = true;
-                break;
-            }
+            fatal = true;
         }
     }
     /* Without transactions undelivered records cannot be withdrawn; a new producer
@@ -489,18 +574,17 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&st->cm_lock);
         rd_kafka_error_t *error = NULL;
         bool flush_failed = false;
+        /* A commit that times out is retried (resumed), never aborted, for as
+         * long as COMMIT_RETRIES steps may take; while stopping, as long as the
+         * stop leaves. */
         if (st->eos) {
-            for (int attempt = 1;; attempt++) {
-                error = rd_kafka_commit_transaction(st->producer, kafka_timeout(st));
-                if (!error || !rd_kafka_error_is_retriable(error) || attempt == COMMIT_RETRIES ||
-                    atomic_load(&st->stop))
-                    break;
-                eddy_log_warn("commit of the transaction: %s; retrying",
-                              rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-            }
+            error = kafka_call(st, (int64_t)KAFKA_TIMEOUT_MS * COMMIT_RETRIES, commit_call, NULL,
+                               "commit of the transaction");
         } else {
-            flush_failed = rd_kafka_flush(st->producer, kafka_timeout(st)) != 0;
+            rd_kafka_error_t *e = kafka_call(st, KAFKA_TIMEOUT_MS, flush_call, NULL, "flush");
+            flush_failed = e != NULL;
+            if (e)
+                rd_kafka_error_destroy(e);
         }
         pthread_mutex_lock(&st->cm_lock);
         st->cm_error = error;
@@ -553,10 +637,10 @@ static void commit_begin(eddy_stream_thread_t *st)
                 rd_kafka_topic_partition_list_add(offsets, st->rt->source_topic, p)->offset =
                     eddy_task_next_offset(st->tasks[p]);
         if (offsets->cnt > 0) {
-            rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(st->rk);
-            error = rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd,
-                                                         kafka_timeout(st));
-            rd_kafka_consumer_group_metadata_destroy(cgmd);
+            offsets_arg_t arg = {offsets, rd_kafka_consumer_group_metadata(st->rk)};
+            error = kafka_call(st, KAFKA_TIMEOUT_MS, offsets_call, &arg,
+                               "sending the offsets to the transaction");
+            rd_kafka_consumer_group_metadata_destroy(arg.cgmd);
         }
         rd_kafka_topic_partition_list_destroy(offsets);
         if (error) {
@@ -880,6 +964,7 @@ static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t 
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
         {"queued.min.messages", "200000"},
+        {"reconnect.backoff.max.ms", "1000"}, /* as the producer's */
         {"log_level", "4"},
     };
     rd_kafka_conf_t *conf =
@@ -991,7 +1076,10 @@ static void *thread_main(void *arg)
     }
     /* Nothing goes into a damaged state db, nor to the changelogs from tasks that
      * may have read it, but the commit in flight, which must end. */
-    if (!atomic_load(&st->failed) && !eddy_statedb_damaged(st->rt->db))
+    /* The last commit, unless no broker answers: then it could only fail after
+     * the stop's time; what it would have held is redone from the last commit. */
+    if (!atomic_load(&st->failed) && !eddy_statedb_damaged(st->rt->db) &&
+        !atomic_load(&st->rt->metrics.brokers_down))
         commit_tasks(st, true);
     else
         commit_end(st, true, false); /* nothing may be left in flight */
@@ -1081,7 +1169,7 @@ fail:
 
 void eddy_stream_thread_signal_stop(eddy_stream_thread_t *st)
 {
-    atomic_store(&st->stop, 1);
+    request_stop(st);
 }
 
 void eddy_stream_thread_join(eddy_stream_thread_t *st)
