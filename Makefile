@@ -63,7 +63,7 @@ tsan:
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DEDDY_WERROR=ON $(CMAKE_ARGS)
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_decode fuzz_topology fuzz_http fuzz_ws_frame fuzz_sketch
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_decode fuzz_topology fuzz_http fuzz_ws_frame fuzz_sketch fuzz_config
 	cd build-fuzz && ctest --output-on-failure -L fuzz
 
 C_SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)

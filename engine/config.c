@@ -337,6 +337,50 @@ static char *trim(char *s)
     return s;
 }
 
+eddy_err_t eddy_config_load_string(eddy_config_t *cfg, const char *text, size_t len,
+                                   const char *name, char *errstr, size_t errstr_size)
+{
+    char *line = malloc(EDDY_CONFIG_LINE_MAX + 1);
+    if (!line)
+        return eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    eddy_err_t err = EDDY_OK;
+    size_t pos = 0;
+    for (int lineno = 1; !err && pos < len; lineno++) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        char origin[4200];
+        snprintf(origin, sizeof(origin), "%s:%d", name, lineno);
+        if (n > EDDY_CONFIG_LINE_MAX) {
+            err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                            "%s: the line is longer than %d bytes", origin, EDDY_CONFIG_LINE_MAX);
+            break;
+        }
+        if (memchr(text + pos, '\0', n)) {
+            err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                            "%s: a NUL byte (is this a properties file?)", origin);
+            break;
+        }
+        memcpy(line, text + pos, n);
+        line[n] = '\0';
+        pos += n + (nl != NULL);
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == '!')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq)
+            eq = strchr(s, ':');
+        if (!eq) {
+            err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                            "%s: expected key=value, got '%.200s'", origin, s);
+            break;
+        }
+        *eq = '\0';
+        err = eddy_config_set(cfg, trim(s), trim(eq + 1), origin, errstr, errstr_size);
+    }
+    free(line);
+    return err;
+}
+
 eddy_err_t eddy_config_load_file(eddy_config_t *cfg, const char *path, char *errstr,
                                  size_t errstr_size)
 {
@@ -344,28 +388,23 @@ eddy_err_t eddy_config_load_file(eddy_config_t *cfg, const char *path, char *err
     if (!f)
         return eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "%s: cannot open: %s", path,
                          strerror(errno));
-    char line[4096];
-    int lineno = 0;
-    eddy_err_t err = EDDY_OK;
-    while (!err && fgets(line, sizeof(line), f)) {
-        lineno++;
-        char *s = trim(line);
-        if (!*s || *s == '#' || *s == '!')
-            continue;
-        char *eq = strchr(s, '=');
-        if (!eq)
-            eq = strchr(s, ':');
-        char origin[4200];
-        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
-        if (!eq) {
-            err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
-                            "%s: expected key=value, got '%s'", origin, s);
-            break;
-        }
-        *eq = '\0';
-        err = eddy_config_set(cfg, trim(s), trim(eq + 1), origin, errstr, errstr_size);
-    }
+    /* A properties file is small: read it whole, at most EDDY_CONFIG_FILE_MAX. */
+    char *text = malloc(EDDY_CONFIG_FILE_MAX + 1);
+    size_t len = text ? fread(text, 1, EDDY_CONFIG_FILE_MAX + 1, f) : 0;
+    bool failed = ferror(f);
     fclose(f);
+    eddy_err_t err;
+    if (!text)
+        err = eddy_errf(EDDY_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    else if (failed)
+        err = eddy_errf(EDDY_ERR_IO, errstr, errstr_size, "%s: cannot read", path);
+    else if (len > EDDY_CONFIG_FILE_MAX)
+        err = eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size,
+                        "%s: larger than %d bytes: not a properties file", path,
+                        EDDY_CONFIG_FILE_MAX);
+    else
+        err = eddy_config_load_string(cfg, text, len, path, errstr, errstr_size);
+    free(text);
     return err;
 }
 

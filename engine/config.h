@@ -72,9 +72,19 @@ void eddy_config_free(eddy_config_t *cfg);
 eddy_err_t eddy_config_set(eddy_config_t *cfg, const char *key, const char *value,
                            const char *origin, char *errstr, size_t errstr_size);
 
-/** Reads a properties file into cfg. */
+#define EDDY_CONFIG_FILE_MAX (1 << 20) /* bytes in a properties file */
+#define EDDY_CONFIG_LINE_MAX 65536     /* bytes in one of its lines */
+
+/** Reads a properties file into cfg (at most EDDY_CONFIG_FILE_MAX bytes). */
 eddy_err_t eddy_config_load_file(eddy_config_t *cfg, const char *path, char *errstr,
                                  size_t errstr_size);
+
+/** Reads `len` bytes of properties text into cfg: `key=value` (or `key: value`)
+ *  lines, blanks around both trimmed, `#` and `!` comment lines, at most
+ *  EDDY_CONFIG_LINE_MAX bytes a line, no NUL byte. Errors name `name`:LINE. The
+ *  settings before a failing line stay set. */
+eddy_err_t eddy_config_load_string(eddy_config_t *cfg, const char *text, size_t len,
+                                   const char *name, char *errstr, size_t errstr_size);
 
 /** Checks that required settings are present and consistent. */
 eddy_err_t eddy_config_check(const eddy_config_t *cfg, char *errstr, size_t errstr_size);
