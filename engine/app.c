@@ -53,8 +53,20 @@ static const char run_help[] =
     "                             producer.X address one client); repeatable\n"
     "  -h, --help                 this help\n"
     "\n"
-    "Other settings: poll.ms, state.corruption.action, state.verify.on.open. See\n"
-    "docs/running.md.\n";
+    "Every other setting (-X key=value or the --config file; docs/running.md):\n";
+
+/* The settings the flags above set: --help lists the others from config.c. */
+static const char *const flag_settings[] = {
+    "bootstrap.servers",
+    "topology",
+    "state.dir",
+    "application.server",
+    "num.stream.threads",
+    "application.id",
+    "commit.interval.ms",
+    "processing.guarantee",
+    NULL,
+};
 
 /* Each store's changelog must have one partition per source partition. A missing
  * one is created through the Admin API (real Kafka: compacted, and deleted after
@@ -269,6 +281,7 @@ static int parse_args(int argc, char **argv, eddy_config_t *cfg)
         while ((c = getopt_long(argc, argv, ":X:h", opts, NULL)) != -1) {
             if (c == 'h') {
                 fputs(run_help, stdout);
+                eddy_config_help(stdout, flag_settings);
                 return -1;
             }
             if (c == ':')

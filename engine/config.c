@@ -56,7 +56,7 @@ static const key_def_t keys[] = {
     {"changelog.snapshot.bytes", T_INT, OFF(changelog_snapshot_bytes), 0, INT64_MAX / 4,
      "changelog bytes between two snapshots of a store's task, 0 = never"},
     {"errors.deadletterqueue.topic.name", T_STR, OFF(dlq_topic), 0, 0,
-     "topic for records that cannot be decoded; empty = <application.id>-dlq"},
+     "topic for bad records (dead letters); empty = <application.id>-dlq"},
     {"http.ws.interval.ms", T_INT, OFF(ws_interval_ms), 50, 3600000,
      "milliseconds between WebSocket update checks (50..3600000)"},
     {"http.ws.max.queue.bytes", T_INT, OFF(ws_max_queue_bytes), 4096, 1 << 30,
@@ -458,6 +458,17 @@ rd_kafka_t *eddy_config_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, c
         eddy_errf(EDDY_ERR_KAFKA, errstr, errstr_size, "cannot create the %s: %s", what, rderr);
     }
     return rk;
+}
+
+void eddy_config_help(FILE *out, const char *const *skip)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        bool skipped = false;
+        for (size_t j = 0; skip && skip[j] && !skipped; j++)
+            skipped = !strcmp(skip[j], keys[i].name);
+        if (!skipped)
+            fprintf(out, "  %s\n      %s\n", keys[i].name, keys[i].help);
+    }
 }
 
 void eddy_config_log(const eddy_config_t *cfg)

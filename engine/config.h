@@ -14,6 +14,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define EDDY_CONFIG_MAX_PROPS 64
@@ -108,6 +109,10 @@ rd_kafka_t *eddy_config_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, c
  *  stream threads sat idle in it half the time. Returns the count, or -1. */
 ssize_t eddy_kafka_consume_batch(rd_kafka_queue_t *queue, int timeout_ms, rd_kafka_message_t **msgs,
                                  size_t max);
+
+/** Writes every setting's name and one-line help to `out`, but those in `skip`
+ *  (NULL-terminated; NULL: none), for --help. */
+void eddy_config_help(FILE *out, const char *const *skip);
 
 /** Writes every setting, one `key=value` per line, to the log at INFO. */
 void eddy_config_log(const eddy_config_t *cfg);
