@@ -7,6 +7,10 @@
  * last commit by the next start), so the stop takes seconds, not the ~45 s that
  * librdkafka's calls in flight took before. Afterwards every window equals the
  * reference (tests/support/reference.c) over the input topic.
+ *
+ * And the other side of "A task that cannot commit" (docs/running.md): a broker
+ * outage fails commit after commit, but it is transient, so no task stops in the
+ * error state; eddy retries until the brokers are back and is exact.
  */
 #include "eddy_proc.h"
 #include "test_support.h"
@@ -138,10 +142,45 @@ static void test_stop_with_brokers_down(void **state)
         fail_msg("a normal stop took %.1f s", took);
 }
 
+static void test_outage_is_retried(void **state)
+{
+    fixture_t *fx = *state;
+    const int64_t first = 30000;
+    eddy_test_generate(eddy_broker_bootstraps(fx->broker), "log-events", EDDY_GEN_HTTP, 71, first,
+                       T0, 300);
+    int port = eddy_test_free_port();
+    pid_t pid = start(fx, port);
+    json_decref(eddy_test_wait_caught_up(port, PARTITIONS, first, 90));
+    eddy_test_generate(eddy_broker_bootstraps(fx->broker), "log-events", EDDY_GEN_HTTP, 72, 20000,
+                       T0 + 300000, 60);
+    /* Down for 8 s: far more failed commits than task.max.failed.commits (3). */
+    set_brokers(fx, false);
+    struct timespec outage = {8, 0};
+    nanosleep(&outage, NULL);
+    set_brokers(fx, true);
+    json_t *h = eddy_test_wait_caught_up(port, PARTITIONS, first + 20000, 120);
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "running");
+    json_t *parts = json_object_get(h, "partitions"), *p;
+    size_t i;
+    json_array_foreach(parts, i, p)
+        assert_string_equal(json_string_value(json_object_get(p, "state")), "running");
+    json_decref(h);
+    eddy_test_topic_t input;
+    assert_int_equal(eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "log-events", &input),
+                     0);
+    eddy_test_check_t chk = {.max_print = 10};
+    assert_int_equal(eddy_test_check_monitoring(port, &input, &chk), 0);
+    if (chk.mismatches)
+        fail_msg("%zu of %zu windows differ from the reference", chk.mismatches, chk.windows);
+    eddy_test_topic_free(&input);
+    stop_seconds(pid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stop_with_brokers_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outage_is_retried, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
