@@ -822,6 +822,17 @@ static void on_assign(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
         start_restore(st, fresh[i]);
 }
 
+/* Forgets the task of partition p: what it did since its last commit goes with
+ * it (a restore from the changelogs brings the rest back). */
+static void drop_task(eddy_stream_thread_t *st, int32_t p)
+{
+    eddy_restorer_remove(st->restorer, st->tasks[p]);
+    eddy_task_destroy(st->tasks[p]);
+    st->tasks[p] = NULL;
+    st->seek_pending[p] = false;
+    st->n_tasks--;
+}
+
 /* A lost task's local state may hold commits written after its successor's
  * claim, which the changelog no longer counts: it goes, and a return restores
  * from the changelog. */
@@ -861,13 +872,8 @@ static void on_revoke(eddy_stream_thread_t *st, rd_kafka_topic_partition_list_t 
         int p = parts->elems[i].partition;
         if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p] && lost)
             drop_local_state(st, p);
-        if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p]) {
-            eddy_restorer_remove(st->restorer, st->tasks[p]);
-            eddy_task_destroy(st->tasks[p]);
-            st->tasks[p] = NULL;
-            st->seek_pending[p] = false;
-            st->n_tasks--;
-        }
+        if (p >= 0 && p < EDDY_MAX_PARTITIONS && st->tasks[p])
+            drop_task(st, p);
     }
     eddy_metrics_rebalance(&st->rt->metrics);
     log_partitions(st, lost ? "lost" : "revoked", parts);
@@ -891,13 +897,8 @@ static void restart_tasks(eddy_stream_thread_t *st)
 {
     commit_end(st, true, false); /* its write into the damaged db may fail: no matter */
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
-        if (st->tasks[p]) {
-            eddy_restorer_remove(st->restorer, st->tasks[p]);
-            eddy_task_destroy(st->tasks[p]);
-            st->tasks[p] = NULL;
-            st->seek_pending[p] = false;
-        }
-    st->n_tasks = 0;
+        if (st->tasks[p])
+            drop_task(st, p);
     const uint64_t gen = eddy_local_state_generation(st->rt);
     eddy_log_warn("local state damaged: tasks dropped without a commit; waiting for a fresh "
                   "state database");
@@ -1087,12 +1088,8 @@ static void *thread_main(void *arg)
     /* Leaves the group: the revoke callback commits and closes every task. */
     rd_kafka_consumer_close(st->rk);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
-        if (st->tasks[p]) {
-            eddy_restorer_remove(st->restorer, st->tasks[p]);
-            eddy_task_destroy(st->tasks[p]);
-            st->tasks[p] = NULL;
-            st->seek_pending[p] = false;
-        }
+        if (st->tasks[p])
+            drop_task(st, p);
     eddy_log_info("stopped");
     return NULL;
 }

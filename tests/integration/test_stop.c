@@ -102,6 +102,19 @@ static double stop_seconds(pid_t pid)
     return took;
 }
 
+/* Every window of the four stores equals the reference over the input topic. */
+static void check_exact(fixture_t *fx, int port)
+{
+    eddy_test_topic_t input;
+    assert_int_equal(eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "log-events", &input),
+                     0);
+    eddy_test_check_t chk = {.max_print = 10};
+    assert_int_equal(eddy_test_check_monitoring(port, &input, &chk), 0);
+    if (chk.mismatches)
+        fail_msg("%zu of %zu windows differ from the reference", chk.mismatches, chk.windows);
+    eddy_test_topic_free(&input);
+}
+
 static void test_stop_with_brokers_down(void **state)
 {
     fixture_t *fx = *state;
@@ -128,14 +141,7 @@ static void test_stop_with_brokers_down(void **state)
     set_brokers(fx, true);
     pid = start(fx, port);
     json_decref(eddy_test_wait_caught_up(port, PARTITIONS, first + 20000, 120));
-    eddy_test_topic_t input;
-    assert_int_equal(eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "log-events", &input),
-                     0);
-    eddy_test_check_t chk = {.max_print = 10};
-    assert_int_equal(eddy_test_check_monitoring(port, &input, &chk), 0);
-    if (chk.mismatches)
-        fail_msg("%zu of %zu windows differ from the reference", chk.mismatches, chk.windows);
-    eddy_test_topic_free(&input);
+    check_exact(fx, port);
     took = stop_seconds(pid);
     fprintf(stderr, "a normal stop took %.2f s\n", took);
     if (took > 8.0)
@@ -165,14 +171,7 @@ static void test_outage_is_retried(void **state)
     json_array_foreach(parts, i, p)
         assert_string_equal(json_string_value(json_object_get(p, "state")), "running");
     json_decref(h);
-    eddy_test_topic_t input;
-    assert_int_equal(eddy_test_read_topic(eddy_broker_bootstraps(fx->broker), "log-events", &input),
-                     0);
-    eddy_test_check_t chk = {.max_print = 10};
-    assert_int_equal(eddy_test_check_monitoring(port, &input, &chk), 0);
-    if (chk.mismatches)
-        fail_msg("%zu of %zu windows differ from the reference", chk.mismatches, chk.windows);
-    eddy_test_topic_free(&input);
+    check_exact(fx, port);
     stop_seconds(pid);
 }
 
