@@ -2,7 +2,7 @@
  * broker.h — the embedded Kafka-protocol broker: librdkafka's mock cluster hosted
  * in this process. It is eddy's default for the demo and the broker of every test.
  * It keeps at most 5 MiB (or 100,000 message sets) per partition, writes no
- * transaction markers and lives only as long as its process (shared/DESIGN.md §1).
+ * transaction markers and lives only as long as its process (docs/kafka.md).
  *
  * All functions are called from the owning thread; the mock cluster serves
  * clients on its own thread.

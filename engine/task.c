@@ -5,8 +5,8 @@
  * -> for every store, every window [s, s+size) holding the event: if
  * s + size + grace <= stream time the window has closed and the update is dropped
  * (counted as late); otherwise the (window, key) state in the record cache is
- * updated, loaded from RocksDB on first touch. DESIGN.md §2 is the contract; the
- * reference implementation in tests/support/reference.c restates it.
+ * updated, loaded from RocksDB on first touch. docs/running.md ("What it does") is the contract;
+ * the reference implementation in tests/support/reference.c restates it.
  *
  * A record that cannot be decoded (or whose group key is too long) changes no
  * store: it is copied into the task's dead letters and produced, with the reason

@@ -1,5 +1,5 @@
 /*
- * api.c — the REST API of a running instance (issue 3's minimal query layer):
+ * api.c — the REST API of a running instance:
  *
  *   GET /api/stores                      stores with their window specs
  *   GET /api/stores/{store}/windows?from=MS&to=MS[&key=K][&local=true]

@@ -123,7 +123,7 @@ typedef enum eddy_window_type_e {
     EDDY_WINDOW_HOPPING = 1,  /* [k*advance, k*advance + size) */
 } eddy_window_type_t;
 
-/** Windows are aligned to the epoch (shared/DESIGN.md §2). Window [start, start +
+/** Windows are aligned to the epoch (docs/topology.md, "Windows"). Window [start, start +
  *  size_ms) closes when stream time passes start + size_ms + grace_ms and is
  *  deleted when stream time passes start + retention_ms. */
 typedef struct eddy_window_spec_s {

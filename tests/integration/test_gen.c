@@ -69,7 +69,7 @@ static void generate(fixture_t *fx, const char *topic, eddy_gen_kind_t kind, uin
     assert_int_equal(partitions, PARTITIONS);
 }
 
-/* Runs the `eddy gen` binary with the flags of issue 2's acceptance check. */
+/* Runs the `eddy gen` binary with the flags a user would give it (docs/events.md). */
 static void generate_cli(fixture_t *fx, const char *topic)
 {
     const char *bin = eddy_test_bin();

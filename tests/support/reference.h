@@ -3,7 +3,7 @@
  * checked against: simple, slow, obviously-right code that recomputes windowed
  * aggregates from records read back from the input topic (topic_reader.h).
  *
- * It follows shared/DESIGN.md §2 literally: windows aligned to the epoch, per
+ * It follows docs/running.md ("What it does") literally: windows aligned to the epoch, per
  * partition stream time = the largest event time seen so far (in offset order),
  * a record counts in a window only if window end + grace > stream time. Values are
  * kept whole (every latency is stored) so percentiles are exact.

@@ -3,7 +3,7 @@
 # benchmark (those take minutes and are never timed tests):
 #   * bench/report turns a full run's results (tests/unit/data/bench/, copied from
 #     a real `make bench`) into latest.json and the Markdown report: every figure
-#     of issue 7 (1-9) with its value, baseline and ratio, each goal judged from
+#     of the suite (1-9) with its value, baseline and ratio, each goal judged from
 #     the numbers (checked here against the fixture's own values);
 #   * a missing result leaves its figures out and the rest intact;
 #   * every bench script answers a call without arguments with its usage, exit != 0.
