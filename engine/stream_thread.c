@@ -979,6 +979,42 @@ static rd_kafka_t *make_consumer(eddy_stream_thread_t *st, char *errstr, size_t 
     return eddy_config_kafka_new(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
 }
 
+/* Leaves the group before the consumer is closed: unsubscribes, then serves the
+ * revoke (on_revoke drops every task; no commit while stopping) until nothing is
+ * assigned, for at most LEAVE_MS. A close that still has an assignment to revoke
+ * can hang for good in librdkafka 2.0.2: it calls rd_kafka_assign() itself,
+ * whose reply never comes (librdkafka issue #4884; seen once in a CI run, right
+ * after a reset of damaged state). Records fetched meanwhile are dropped: the
+ * last commit is behind them. */
+#define LEAVE_MS 5000
+static void leave_group(eddy_stream_thread_t *st)
+{
+    rd_kafka_resp_err_t err = rd_kafka_unsubscribe(st->rk);
+    if (err) {
+        eddy_log_warn("unsubscribe: %s", rd_kafka_err2str(err));
+        return;
+    }
+    rd_kafka_message_t *msgs[BATCH_MAX];
+    const int64_t end = eddy_mono_ns() + (int64_t)LEAVE_MS * 1000000;
+    for (;;) {
+        rd_kafka_topic_partition_list_t *assigned = NULL;
+        bool empty = rd_kafka_assignment(st->rk, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                     assigned->cnt == 0;
+        if (assigned)
+            rd_kafka_topic_partition_list_destroy(assigned);
+        if (empty)
+            return;
+        if (eddy_mono_ns() >= end) {
+            eddy_log_warn("still assigned %d s after leaving the group; closing anyway",
+                          LEAVE_MS / 1000);
+            return;
+        }
+        ssize_t n = eddy_kafka_consume_batch(st->queue, 100, msgs, BATCH_MAX);
+        for (ssize_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(msgs[i]);
+    }
+}
+
 static void *thread_main(void *arg)
 {
     eddy_stream_thread_t *st = arg;
@@ -1084,8 +1120,8 @@ static void *thread_main(void *arg)
         commit_tasks(st, true);
     else
         commit_end(st, true, false); /* nothing may be left in flight */
+    leave_group(st);
     rd_kafka_queue_destroy(st->queue);
-    /* Leaves the group: the revoke callback commits and closes every task. */
     rd_kafka_consumer_close(st->rk);
     for (int p = 0; p < EDDY_MAX_PARTITIONS; p++)
         if (st->tasks[p])
