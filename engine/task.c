@@ -870,6 +870,9 @@ void eddy_task_delivered(void *opaque, rd_kafka_resp_err_t err, int64_t offset)
             *tag->offset = offset;
         return;
     }
+    /* Purged by a rollback: the commit failed for another reason, charged already. */
+    if (err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+        return;
     note_commit_error(tag, err);
     eddy_task_t *task = tag->task;
     if (tag != &task->dl_tag)
