@@ -5,6 +5,9 @@
  *   kafka_check BOOTSTRAP ready N          N brokers registered and answering metadata
  *   kafka_check BOOTSTRAP txn RF           a transactional produce commits (creates the
  *                                          topic __eddy_kafka_check with RF replicas)
+ *   kafka_check BOOTSTRAP group            a consumer group commits an offset there (so
+ *                                          the group coordinator and its topic are up
+ *                                          before the first real group joins)
  *   kafka_check BOOTSTRAP topic NAME:P ... creates each topic with P partitions if it
  *                                          is missing (broker's default replication);
  *                                          an existing one must have P partitions
@@ -236,10 +239,47 @@ static int check_txn(const char *bootstrap, int rf)
     return rc;
 }
 
+static int check_group(const char *bootstrap)
+{
+    char errstr[ERRSTR_BYTES];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *const settings[][2] = {
+        {"bootstrap.servers", bootstrap}, {"group.id", "eddy-kafka-check"}, {"log_level", "0"},
+        {"enable.auto.commit", "false"},  {"socket.timeout.ms", "5000"},
+    };
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], errstr, sizeof(errstr))) {
+            fprintf(stderr, "kafka_check: %s\n", errstr);
+            rd_kafka_conf_destroy(conf);
+            return 1;
+        }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "kafka_check: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(offsets, CHECK_TOPIC, 0)->offset = 1;
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, offsets, 0);
+    if (!err)
+        err = offsets->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(offsets);
+    if (err)
+        fprintf(stderr, "kafka_check: consumer groups do not work yet (offset commit: %s)\n",
+                rd_kafka_err2str(err));
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return err ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[2], "group"))
+        return check_group(argv[1]);
     if (argc < 4 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: kafka_check BOOTSTRAP ready N | txn RF | topic NAME:P...\n");
+        fprintf(stderr,
+                "usage: kafka_check BOOTSTRAP ready N | txn RF | group | topic NAME:P...\n");
         return argc < 4 ? 2 : 0;
     }
     const char *bootstrap = argv[1], *what = argv[2];
