@@ -3,18 +3,19 @@
 
 BUILD      ?= build
 BUILD_TYPE ?= RelWithDebInfo
-WERROR     ?= OFF
+WERROR     ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 EDDY       := $(BUILD)/eddy
 
-.PHONY: all build deps demo test unit asan tsan fuzz format format-check bench bench-quick clean help screenshot
+.PHONY: all build deps demo demo-kafka test unit asan tsan fuzz format format-check bench bench-quick clean help screenshot
 
 all: build
 
 help:
 	@echo "make              build eddy into $(BUILD)/ (installs Debian deps if missing)"
 	@echo "make demo         embedded broker + generator (40k ev/s) + processor + dashboard"
+	@echo "make demo-kafka   the same on a real single-node Apache Kafka (scripts/kafka, JVM)"
 	@echo "make test         build with -Werror and run the whole suite (what CI runs)"
 	@echo "make unit         unit tests only (no broker)"
 	@echo "make asan         the whole suite under ASan+UBSan (build-asan/)"
@@ -30,14 +31,27 @@ help:
 deps:
 	@scripts/install-deps --check >/dev/null 2>&1 || scripts/install-deps
 
+# A build dir keeps the -Werror choice it was configured with (OFF unless WERROR
+# says otherwise); a WERROR given here that differs from it (make test: ON)
+# configures it again, so `make test` after `make` really builds with -Werror.
+CACHED_WERROR := $(shell sed -n 's/^EDDY_WERROR:BOOL=//p' $(BUILD)/CMakeCache.txt 2>/dev/null)
+ifneq ($(WERROR),)
+ifneq ($(WERROR),$(CACHED_WERROR))
+.PHONY: $(BUILD)/CMakeCache.txt
+endif
+endif
+
 $(BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEDDY_WERROR=$(WERROR) $(CMAKE_ARGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEDDY_WERROR=$(or $(WERROR),OFF) $(CMAKE_ARGS)
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
 	scripts/demo $(EDDY)
+
+demo-kafka: build
+	scripts/demo --kafka $(EDDY)
 
 test:
 	$(MAKE) build WERROR=ON

@@ -176,6 +176,12 @@ static eddy_err_t check_topics(eddy_runtime_t *rt, char *errstr, size_t errstr_s
                                cfg->n_consumer_props, errstr, errstr_size);
     if (!conf)
         return EDDY_ERR_INVALID;
+    rd_kafka_conf_t *probe = rd_kafka_conf_dup(conf);
+    if (eddy_topics_reach(probe, cfg->bootstrap_servers, "--bootstrap (bootstrap.servers)", errstr,
+                          errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return EDDY_ERR_KAFKA;
+    }
     rd_kafka_t *rk =
         eddy_config_kafka_new(RD_KAFKA_PRODUCER, conf, "metadata client", errstr, errstr_size);
     if (!rk)
@@ -386,6 +392,17 @@ int eddy_cmd_run(int argc, char **argv)
     }
     eddy_config_log(&cfg);
 
+    /* The listen address first: a port in use stops eddy before it touches Kafka
+     * (creates topics, joins the group or publishes itself). */
+    if (*cfg.application_server) {
+        api = eddy_api_new(rt, cfg.application_server, errstr, sizeof(errstr));
+        if (!api) {
+            eddy_log_error("%s; set another address with --http HOST:PORT (application.server), "
+                           "or --http off",
+                           errstr);
+            goto out;
+        }
+    }
     if (check_topics(rt, errstr, sizeof(errstr))) {
         eddy_log_error("%s", errstr);
         goto out;
@@ -413,8 +430,7 @@ int eddy_cmd_run(int argc, char **argv)
             eddy_log_error("%s", errstr);
             goto out;
         }
-        api = eddy_api_start(rt, cfg.application_server, errstr, sizeof(errstr));
-        if (!api) {
+        if (eddy_api_start(api, errstr, sizeof(errstr))) {
             eddy_log_error("%s", errstr);
             goto out;
         }

@@ -38,7 +38,13 @@ void eddy_cli_catch_stop_signals(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    /* A shell script starts its background commands with SIGINT ignored, so that a
+     * terminal's Ctrl-C (sent to the whole foreground process group) reaches the
+     * script alone, which then stops them in its own order (scripts/demo: the
+     * processor before the broker). Such a process keeps ignoring it. */
+    struct sigaction old;
+    if (sigaction(SIGINT, NULL, &old) || old.sa_handler != SIG_IGN)
+        sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }

@@ -23,7 +23,9 @@ int eddy_cli_usage_error(const char *cmd, const char *fmt, ...)
 extern volatile sig_atomic_t eddy_cli_stop;
 
 /** Installs SIGINT/SIGTERM handlers that set eddy_cli_stop (a second signal exits at
- *  once with status 130), and ignores SIGPIPE. Call from the main thread. */
+ *  once with status 128 + signal), and ignores SIGPIPE. A SIGINT ignored by the
+ *  parent (a script's background command) stays ignored: SIGTERM stops such a
+ *  process. Call from the main thread. */
 void eddy_cli_catch_stop_signals(void);
 
 int eddy_cmd_broker(int argc, char **argv);

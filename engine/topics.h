@@ -10,6 +10,14 @@
 
 #include <librdkafka/rdkafka.h>
 
+/** Asks the cluster at `bootstrap` for its brokers through a client made from
+ *  `conf` (taken over, destroyed here), with librdkafka's own logging off: fails
+ *  with one message naming the address, the last connection error and `setting`
+ *  (the flag that sets the address) once every broker has been down for 2 s, or
+ *  after 10 s without an answer. Main thread; call before the clients that log. */
+eddy_err_t eddy_topics_reach(rd_kafka_conf_t *conf, const char *bootstrap, const char *setting,
+                             char *errstr, size_t errstr_size);
+
 /** Looks up each of `topics` (n of them) through `rk` and writes their partition
  *  counts into `partitions` (may be NULL). Fails, naming the first missing topic
  *  and how to create it, if one does not exist or the cluster cannot be reached.

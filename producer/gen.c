@@ -99,8 +99,8 @@ static double cpu_seconds(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static rd_kafka_t *make_producer(const eddy_gen_config_t *cfg, gen_run_t *run, char *errstr,
-                                 size_t errstr_size)
+static rd_kafka_conf_t *producer_conf(const eddy_gen_config_t *cfg, gen_run_t *run, char *errstr,
+                                      size_t errstr_size)
 {
     /* Tuned for throughput: large batches, a deep local queue, and a 50 ms linger:
      * at 40,000 events/s over 12 partitions a 5 ms linger makes batches of ~17
@@ -144,10 +144,7 @@ static rd_kafka_t *make_producer(const eddy_gen_config_t *cfg, gen_run_t *run, c
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, run);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
-    if (!rk)
-        goto bad;
-    return rk;
+    return conf;
 bad:
     rd_kafka_conf_destroy(conf);
     eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "producer configuration: %s", rderr);
@@ -173,9 +170,23 @@ eddy_err_t eddy_gen_run(const eddy_gen_config_t *cfg, volatile sig_atomic_t *sto
         return err;
 
     gen_run_t run = {.stats = stats};
-    rd_kafka_t *rk = make_producer(cfg, &run, errstr, errstr_size);
-    if (!rk)
+    rd_kafka_conf_t *conf = producer_conf(cfg, &run, errstr, errstr_size);
+    if (!conf)
         return EDDY_ERR_INVALID;
+    /* Unreachable: one line, before the producer's own log could say it ten times. */
+    err = eddy_topics_reach(rd_kafka_conf_dup(conf), cfg->bootstrap, "--bootstrap", errstr,
+                            errstr_size);
+    if (err) {
+        rd_kafka_conf_destroy(conf);
+        return err;
+    }
+    char rderr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return eddy_errf(EDDY_ERR_INVALID, errstr, errstr_size, "producer configuration: %s",
+                         rderr);
+    }
     rd_kafka_topic_t *rkt = NULL;
     err = eddy_topics_check(rk, cfg->bootstrap, "the", &cfg->topic, 1, &stats->partitions, errstr,
                             errstr_size);

@@ -49,6 +49,7 @@ struct eddy_api_s {
     eddy_prom_sources_t metrics;  /* what GET /metrics reads (query/prometheus.c) */
     eddy_view_query_t *views;     /* the topology's views and per-key series (view_query.c) */
     eddy_ws_t *ws;                /* GET /ws (query/ws.c) */
+    char listen[256];             /* HOST:PORT, for the log */
 };
 
 /* --- /api/stores ----------------------------------------------------------------- */
@@ -429,7 +430,7 @@ static void api_free(eddy_api_t *api)
     free(api);
 }
 
-eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr, size_t errstr_size)
+eddy_api_t *eddy_api_new(eddy_runtime_t *rt, const char *listen, char *errstr, size_t errstr_size)
 {
     eddy_api_t *api = calloc(1, sizeof(*api));
     if (!api) {
@@ -437,7 +438,7 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
         return NULL;
     }
     api->rt = rt;
-    api->answers = eddy_answer_cache_new(rt); /* NULL: answers are not cached */
+    snprintf(api->listen, sizeof(api->listen), "%s", listen);
     char *root = static_dir(rt->cfg);
     eddy_http_config_t cfg = {.listen = listen,
                               .static_root = root,
@@ -455,6 +456,13 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
         api_free(api);
         return NULL;
     }
+    return api;
+}
+
+eddy_err_t eddy_api_start(eddy_api_t *api, char *errstr, size_t errstr_size)
+{
+    eddy_runtime_t *rt = api->rt;
+    api->answers = eddy_answer_cache_new(rt); /* NULL: answers are not cached */
     static const struct {
         const char *pattern;
         eddy_http_handler_fn fn;
@@ -468,11 +476,8 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
     const eddy_ws_config_t wcfg = {.interval_ms = rt->cfg->ws_interval_ms,
                                    .max_queue = (size_t)rt->cfg->ws_max_queue_bytes,
                                    .allowed_origins = rt->cfg->ws_allowed_origins};
-    if (!(api->ws = eddy_ws_new(&wcfg, errstr, errstr_size))) {
-        eddy_http_destroy(api->http);
-        api_free(api);
-        return NULL;
-    }
+    if (!(api->ws = eddy_ws_new(&wcfg, errstr, errstr_size)))
+        return EDDY_ERR_INVALID;
     eddy_ws_source(api->ws, NULL, ws_store_source, api);
     eddy_ws_source(api->ws, "health", ws_health_source, api);
     eddy_http_route(api->http, "GET", "/ws", eddy_ws_handle, api->ws);
@@ -481,24 +486,22 @@ eddy_api_t *eddy_api_start(eddy_runtime_t *rt, const char *listen, char *errstr,
     api->metrics = (eddy_prom_sources_t){.rt = rt, .http = api->http, .ws = api->ws};
     eddy_http_route(api->http, "GET", "/metrics", eddy_prom_handle, &api->metrics);
     api->views = eddy_view_query_new(api->http, rt, errstr, errstr_size);
+    if (!api->views)
+        return EDDY_ERR_INVALID;
     eddy_view_query_ws(api->views, api->ws); /* "view:NAME" subscriptions */
-    if (!api->views || eddy_http_start(api->http, errstr, errstr_size)) {
-        eddy_ws_stop(api->ws);
-        eddy_http_destroy(api->http);
-        eddy_ws_destroy(api->ws);
-        eddy_view_query_destroy(api->views);
-        api_free(api);
-        return NULL;
-    }
-    eddy_log_info("HTTP API on http://%s (GET /api/stores, /api/health)", listen);
-    return api;
+    eddy_err_t err = eddy_http_start(api->http, errstr, errstr_size);
+    if (err)
+        return err;
+    eddy_log_info("HTTP API on http://%s (GET /api/stores, /api/health)", api->listen);
+    return EDDY_OK;
 }
 
 void eddy_api_stop(eddy_api_t *api)
 {
     if (!api)
         return;
-    eddy_ws_stop(api->ws); /* upgraded connections are closed by their owner first */
+    if (api->ws)
+        eddy_ws_stop(api->ws); /* upgraded connections are closed by their owner first */
     eddy_http_destroy(api->http);
     eddy_ws_destroy(api->ws);
     eddy_view_query_destroy(api->views);

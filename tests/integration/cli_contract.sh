@@ -99,6 +99,25 @@ expect_usage "run: bad config file" -- "$eddy" run --config "$tmp/bad.properties
 grep -q "bad.properties:2" "$tmp/err" && ok || bad "run: config error has no FILE:LINE: $(cat "$tmp/err")"
 expect_exit 1 "run: bad topology file" -- "$eddy" run --bootstrap x:1 --topology "$data/bad_duration.json" --http off
 
+# An unreachable --bootstrap: one line that names the address, the refusal and the
+# flag, within 5 s, and none of librdkafka's own log lines.
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+for cmd in "gen --topic log-events --count 5" \
+  "run --topology $examples/monitoring.json --http off --state-dir $tmp/state"; do
+  t0=$SECONDS
+  # shellcheck disable=SC2086
+  expect_exit 1 "${cmd%% *}: unreachable bootstrap" -- "$eddy" ${cmd%% *} --bootstrap "127.0.0.1:$closed" ${cmd#* }
+  took=$((SECONDS - t0))
+  errors=$(grep -c ' ERROR ' "$tmp/err")
+  raw=$(grep -c '^%' "$tmp/err")
+  if [[ $errors -eq 1 && $raw -eq 0 && $took -lt 5 ]] &&
+    grep -q "cannot reach Kafka at 127.0.0.1:$closed: Connect to .* Connection refused; check --bootstrap" "$tmp/err"; then
+    ok
+  else
+    bad "${cmd%% *}: unreachable bootstrap took $took s, $errors error and $raw librdkafka lines: $(grep -v ' INFO ' "$tmp/err" | head -c 600)"
+  fi
+done
+
 # A real broker and generator.
 "$eddy" broker --topic a:12 --topic b --topic user-events:3 --partitions 6 --bootstrap-file "$tmp/bs" \
   >"$tmp/broker.out" 2>"$tmp/broker.err" &
