@@ -640,6 +640,21 @@ static void registry_add(eddy_http_t *http, conn_t *c)
     pthread_mutex_unlock(&http->conns_lock);
 }
 
+/* A newcomer that found nothing to evict when it connected looks again once its
+ * headers are in: a connection that was being answered then (its answer sent,
+ * MHD's completion not yet run) may be idle by now, and is evicted instead of
+ * refusing the newcomer. */
+static void second_chance(eddy_http_t *http, conn_t *c)
+{
+    pthread_mutex_lock(&http->conns_lock);
+    conn_t *victim = oldest_evictable(http, c, c->over_ip && !c->over_limit);
+    if (victim) {
+        close_slow(http, victim, CLOSE_EVICTED);
+        c->over_limit = c->over_ip = false;
+    }
+    pthread_mutex_unlock(&http->conns_lock);
+}
+
 /* Unregisters c (MHD thread, at NOTIFY_CLOSED: before MHD closes the fd). */
 static void registry_remove(eddy_http_t *http, conn_t *c)
 {
@@ -1158,6 +1173,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         c->started = true;
         c->req.method = method;
         set_phase(c, PHASE_BODY, false);
+        if (c->over_limit || c->over_ip)
+            second_chance(http, c);
         if (c->over_limit || c->over_ip) {
             atomic_fetch_add_explicit(&http->conns_refused, 1, memory_order_relaxed);
             return queue_early(c, mc, 503,
