@@ -510,6 +510,13 @@ void eddy_http_stats(const eddy_http_t *http, eddy_http_stats_t *out)
     out->connections_refused = atomic_load_explicit(&h->conns_refused, memory_order_relaxed);
     out->connections_timed_out = atomic_load_explicit(&h->conns_timed_out, memory_order_relaxed);
     out->connections_evicted = atomic_load_explicit(&h->conns_evicted, memory_order_relaxed);
+    /* A walk of the registry: stats are read per scrape, never per request. */
+    pthread_mutex_t *lock = (pthread_mutex_t *)&h->conns_lock;
+    out->requests_in_flight = 0;
+    pthread_mutex_lock(lock);
+    for (const conn_t *c = h->conns_head; c; c = c->next)
+        out->requests_in_flight += c->phase == PHASE_ANSWERING;
+    pthread_mutex_unlock(lock);
 }
 
 /* --- slow clients: the registry, deadlines, eviction (see the top) ------------------------ */

@@ -117,6 +117,8 @@ typedef struct eddy_http_stats_s {
     uint64_t connections_refused;                   /**< answered 503 for the connection limit */
     uint64_t connections_timed_out; /**< closed for missing a header or body deadline */
     uint64_t connections_evicted;   /**< closed to make room for a newcomer (limits) */
+    uint64_t requests_in_flight;    /**< being answered now (dispatched, answer not yet
+                                         completed: MHD's completion may lag the last byte) */
 } eddy_http_stats_t;
 
 /** Copies the server's counters into *out. Any thread. */

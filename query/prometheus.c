@@ -669,6 +669,8 @@ static void write_http(eddy_prom_t *prom, const eddy_http_t *http)
     eddy_prom_metric(prom, "eddy_http_connections_evicted_total", EDDY_PROM_COUNTER,
                      "HTTP connections with an incomplete request closed to make room.",
                      (double)st.connections_evicted);
+    eddy_prom_metric(prom, "eddy_http_requests_in_flight", EDDY_PROM_GAUGE,
+                     "HTTP requests being answered now.", (double)st.requests_in_flight);
 }
 
 static void write_ws(eddy_prom_t *prom, const eddy_ws_t *ws)
